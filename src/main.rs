@@ -1,0 +1,286 @@
+//! The `clipdraw` binary: parse flags, dispatch, print one-line errors.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+
+use clipdraw::cli::{Cli, Command, DrawConfig, InfoArgs, RenderArgs, TokenizeArgs};
+use clipdraw::device;
+use clipdraw::model::ClipModel;
+use clipdraw::optimize::{self, Control, Ending, Targets};
+use clipdraw::output::{self, OutputPaths};
+use clipdraw::scene::{Canvas, Scene};
+use clipdraw::tokenizer::Tokenizer;
+use clipdraw::{raster, svg};
+
+/// Exit status for errors (as ripgrep).
+const EXIT_ERROR: i32 = 2;
+/// Exit status after Ctrl-C (128 + SIGINT), once the drawing is saved.
+const EXIT_INTERRUPTED: i32 = 130;
+/// Exit status when the optimisation diverged (the last finite drawing is saved).
+const EXIT_DIVERGED: i32 = 1;
+
+/// CLIP's merges, for `tokenize` without a model file.
+const CLIP_BPE_GZ: &[u8] = include_bytes!("../assets/bpe_simple_vocab_16e6.txt.gz");
+/// How many augmentations score the final drawing recorded in the outputs.
+const FINAL_SCORE_AUGS: u32 = 32;
+
+fn main() {
+    let code = match Cli::try_parse() {
+        Ok(cli) => match run(cli) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("clipdraw: error: {}", one_line(&format!("{e:#}")));
+                EXIT_ERROR
+            }
+        },
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp
+            | clap::error::ErrorKind::DisplayVersion
+            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            _ => {
+                let text = e.render().to_string();
+                let mut parts = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more"))
+                    .map(|l| l.strip_prefix("error: ").unwrap_or(l).to_string());
+                let first = parts.next().unwrap_or_default();
+                let tips: Vec<String> = parts.filter(|l| l.starts_with("tip:")).collect();
+                let mut line = first;
+                for t in tips {
+                    line.push_str("; ");
+                    line.push_str(&t);
+                }
+                eprintln!("clipdraw: error: {} (see clipdraw --help)", one_line(&line));
+                EXIT_ERROR
+            }
+        },
+    };
+    std::process::exit(code);
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Some(Command::Render(a)) => render(a),
+        Some(Command::Tokenize(a)) => tokenize(a),
+        Some(Command::Info(a)) => info(a),
+        None => draw(cli.draw.validate()?),
+    }
+}
+
+/// The model a run uses: `--model`, `CLIPDRAW_MODEL`, or the built-in one.
+fn model_path(flag: Option<PathBuf>) -> Result<PathBuf> {
+    flag.ok_or_else(|| {
+        anyhow!(
+            "no model: clipdraw has no built-in model yet; pass --model FILE or set CLIPDRAW_MODEL \
+             (make one with scripts/export_clip.py, see README)"
+        )
+    })
+}
+
+fn load_model(path: &Path, device: tch::Device) -> Result<ClipModel> {
+    ClipModel::load(path, device).context("cannot load CLIP model")
+}
+
+fn tokenize(a: TokenizeArgs) -> Result<i32> {
+    if a.prompt.trim().is_empty() {
+        bail!("the prompt is empty");
+    }
+    let tokenized = match &a.model {
+        Some(p) => load_model(p, tch::Device::Cpu)?.tokenize(&a.prompt),
+        None => Tokenizer::from_merges_gz(CLIP_BPE_GZ)?.tokenize(&a.prompt, 77),
+    };
+    if tokenized.truncated {
+        eprintln!(
+            "clipdraw: warning: the prompt is longer than the model's {} tokens; the end was cut off",
+            tokenized.ids.len()
+        );
+    }
+    println!("{}", serde_json::to_string(&tokenized.ids)?);
+    Ok(0)
+}
+
+fn info(a: InfoArgs) -> Result<i32> {
+    let path = model_path(a.model.model)?;
+    let model = load_model(&path, tch::Device::Cpu)?;
+    println!("{}", serde_json::to_string_pretty(model.info())?);
+    Ok(0)
+}
+
+fn render(a: RenderArgs) -> Result<i32> {
+    if let Some(s) = a.size {
+        if !(1..=16384).contains(&s) {
+            bail!("--size must be between 1 and 16384 pixels, got {s}");
+        }
+    }
+    output::check_target(&a.output, a.force)?;
+    let text = std::fs::read_to_string(&a.input)
+        .map_err(|e| anyhow!("cannot read {}: {e}", a.input.display()))?;
+    let scene = svg::from_svg(&text, tch::Device::Cpu)
+        .with_context(|| format!("cannot use {}", a.input.display()))?;
+    let scene = match a.size {
+        Some(px) => scaled(&scene, px),
+        None => scene,
+    };
+    let image = tch::no_grad(|| raster::rasterize(&scene))?;
+    output::write_atomic(&a.output, &output::tensor_to_png(&image)?, a.force)?;
+    println!("{}", a.output.display());
+    Ok(0)
+}
+
+/// The scene with its longer canvas side scaled to `px` pixels.
+fn scaled(scene: &Scene, px: i64) -> Scene {
+    let c = &scene.canvas;
+    let f = px as f64 / c.width.max(c.height) as f64;
+    Scene {
+        canvas: Canvas {
+            width: ((c.width as f64 * f).round() as i64).max(1),
+            height: ((c.height as f64 * f).round() as i64).max(1),
+        },
+        points: &scene.points * f,
+        segments: scene.segments.shallow_clone(),
+        widths: &scene.widths * f,
+        colors: scene.colors.shallow_clone(),
+    }
+}
+
+/// Ctrl-C count, shared with the signal handler.
+fn install_interrupt_handler() -> Arc<AtomicUsize> {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let _ = ctrlc::set_handler(move || {
+        // The first Ctrl-C finishes the step and saves; a second one quits at once.
+        if h.fetch_add(1, Ordering::SeqCst) >= 1 {
+            eprintln!("\nclipdraw: interrupted again; quitting without saving");
+            std::process::exit(EXIT_INTERRUPTED);
+        }
+    });
+    hits
+}
+
+fn draw(cfg: DrawConfig) -> Result<i32> {
+    // Installed first: a Ctrl-C while the model loads still saves a drawing.
+    let hits = install_interrupt_handler();
+    let stem = cfg
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(output::stem_from_prompt(&cfg.prompt, cfg.settings.seed)));
+    let paths = OutputPaths::from_stem(&stem);
+    paths.check_writable(cfg.force)?;
+    let resolved = device::resolve(cfg.device)?;
+    let dev = resolved.device;
+    let path = model_path(cfg.model.clone())?;
+    let model = load_model(&path, dev)?;
+    if let (Some(note), false) = (&resolved.note, cfg.quiet) {
+        eprintln!("clipdraw: note: {note}");
+    }
+    let tokenized = model.tokenize(&cfg.prompt);
+    if tokenized.truncated && !cfg.quiet {
+        eprintln!(
+            "clipdraw: warning: the prompt is longer than the model's {} tokens; the end was cut off",
+            model.info().context_length
+        );
+    }
+    let targets = Targets::new(&model, &cfg.prompt, &cfg.negatives)?;
+    let size = model.info().image_size;
+    let mut scene = Scene::random(1, cfg.strokes, Canvas { width: size, height: size }, cfg.settings.seed, dev)?;
+
+    let bar = if cfg.quiet || !std::io::stdout().is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(cfg.settings.iters as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30.cyan/blue} {pos}/{len} similarity {msg} {per_sec} ETA {eta}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> "),
+        );
+        b
+    };
+    let started = Instant::now();
+    let outcome = optimize::optimize(&model, &mut scene, &targets, &cfg.settings, |step| {
+        bar.set_position(step.iter as u64);
+        bar.set_message(format!("{:.4}", step.score));
+        if hits.load(Ordering::SeqCst) > 0 {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    })?;
+    bar.finish_and_clear();
+
+    let image = tch::no_grad(|| raster::rasterize(&scene))?;
+    let final_score = optimize::score(&model, &image, &targets.prompt, FINAL_SCORE_AUGS, cfg.settings.seed)?;
+    let provenance = serde_json::json!({
+        "tool": "clipdraw",
+        "version": env!("CARGO_PKG_VERSION"),
+        "prompt": cfg.prompt,
+        "negative_prompts": cfg.negatives,
+        "seed": cfg.settings.seed,
+        "strokes": cfg.strokes,
+        "settings": cfg.settings,
+        "model": {
+            "architecture": model.info().architecture,
+            "pretrained": model.info().pretrained,
+            "file": path.file_name().map(|n| n.to_string_lossy().to_string()),
+        },
+        "iterations_done": outcome.iters_done,
+        "ending": outcome.ending,
+        "interrupted": outcome.ending == Ending::Interrupted,
+        "final_score": final_score,
+        "final_score_augmentations": FINAL_SCORE_AUGS,
+    });
+    let svg_text = svg::to_svg(&scene, Some(&output::xml_escape(&serde_json::to_string(&provenance)?)))?;
+    let png = output::svg_to_png(&svg_text, cfg.png_size)?;
+    let per_iter = optimize::per_iter(&outcome.timings, outcome.iters_done);
+    let mut sidecar = provenance.clone();
+    sidecar["device"] = serde_json::json!(format!("{dev:?}"));
+    sidecar["timings"] = serde_json::json!({
+        "wall_s": started.elapsed().as_secs_f64(),
+        "per_iteration": per_iter,
+    });
+    sidecar["outputs"] = serde_json::to_value(&paths)?;
+    output::write_atomic(&paths.svg, svg_text.as_bytes(), cfg.force)?;
+    output::write_atomic(&paths.png, &png, cfg.force)?;
+    output::write_atomic(&paths.json, serde_json::to_string_pretty(&sidecar)?.as_bytes(), cfg.force)?;
+
+    if cfg.json {
+        let summary = serde_json::json!({
+            "svg": paths.svg, "png": paths.png, "json": paths.json,
+            "final_score": final_score, "seed": cfg.settings.seed,
+            "iterations_done": outcome.iters_done, "ending": outcome.ending,
+            "timings": sidecar["timings"],
+        });
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        for p in paths.all() {
+            println!("{}", p.display());
+        }
+    }
+    match outcome.ending {
+        Ending::Finished => Ok(0),
+        Ending::Interrupted => {
+            eprintln!("clipdraw: interrupted after {} iterations; the drawing so far is saved", outcome.iters_done);
+            Ok(EXIT_INTERRUPTED)
+        }
+        Ending::NonFinite => {
+            eprintln!(
+                "clipdraw: error: the loss or a stroke parameter became NaN or infinite at iteration {}; \
+                 saved the last finite drawing (try lower learning rates)",
+                outcome.iters_done + 1
+            );
+            Ok(EXIT_DIVERGED)
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! Loading clipdraw model files: TorchScript CLIP bundles (DESIGN.md section 3).
+//!
+//! Shapes: `B` batch, `S` image size, `C` context length, `E` embedding size.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+use tch::{CModule, Device, IValue, Kind, Tensor};
+
+use crate::tokenizer::{Tokenized, Tokenizer, END_OF_TEXT, START_OF_TEXT};
+
+/// The `format` every clipdraw model file declares in its metadata.
+pub const FORMAT: &str = "clipdraw-model";
+/// The newest metadata layout this build reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a model file says about itself (its `metadata()` JSON).
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+pub struct ModelInfo {
+    pub format: String,
+    pub format_version: u32,
+    /// open_clip architecture name, e.g. `ViT-B-32`.
+    pub architecture: String,
+    /// open_clip pretrained tag; `None` for random-init or self-trained models.
+    #[serde(default)]
+    pub pretrained: Option<String>,
+    /// Side of the square input image, in pixels.
+    pub image_size: i64,
+    /// Token sequence length that `encode_text` takes.
+    pub context_length: i64,
+    /// Embedding size `E` of both towers.
+    pub embed_dim: i64,
+    #[serde(default = "default_vocab")]
+    pub vocab_size: i64,
+    /// Per-channel normalisation, applied as `(x - mean) / std` to RGB in [0, 1].
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+fn default_vocab() -> i64 {
+    49408
+}
+
+impl ModelInfo {
+    fn validate(&self) -> Result<()> {
+        if self.format != FORMAT {
+            bail!("metadata format is {:?}, expected {FORMAT:?}", self.format);
+        }
+        if self.format_version == 0 || self.format_version > FORMAT_VERSION {
+            bail!(
+                "metadata format_version {} is not supported (this clipdraw reads 1 to {FORMAT_VERSION})",
+                self.format_version
+            );
+        }
+        if !(16..=4096).contains(&self.image_size) {
+            bail!("metadata image_size {} is out of range 16..=4096", self.image_size);
+        }
+        if !(3..=4096).contains(&self.context_length) {
+            bail!("metadata context_length {} is out of range 3..=4096", self.context_length);
+        }
+        if !(1..=65536).contains(&self.embed_dim) {
+            bail!("metadata embed_dim {} is out of range 1..=65536", self.embed_dim);
+        }
+        if self.mean.len() != 3 || self.std.len() != 3 {
+            bail!(
+                "metadata mean/std have {}/{} values, expected 3 each (RGB)",
+                self.mean.len(),
+                self.std.len()
+            );
+        }
+        if self.mean.iter().chain(&self.std).any(|v| !v.is_finite())
+            || self.std.iter().any(|&s| s <= 0.0)
+        {
+            bail!("metadata mean {:?} / std {:?} must be finite with std > 0", self.mean, self.std);
+        }
+        Ok(())
+    }
+}
+
+/// A frozen CLIP model on one device, with its tokenizer.
+pub struct ClipModel {
+    module: CModule,
+    info: ModelInfo,
+    tokenizer: Tokenizer,
+    device: Device,
+    mean: Tensor, // (1, 3, 1, 1)
+    std: Tensor,  // (1, 3, 1, 1)
+}
+
+impl std::fmt::Debug for ClipModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClipModel").field("info", &self.info).field("device", &self.device).finish()
+    }
+}
+
+/// Reduces a libtorch error (which carries a C++ backtrace) to its first line.
+pub(crate) fn torch_msg(e: &tch::TchError) -> String {
+    let s = e.to_string();
+    let line = s
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("Exception raised from"))
+        .unwrap_or("unknown libtorch error");
+    let line = line.strip_prefix("Internal torch error: ").unwrap_or(line);
+    line.trim_end_matches(':').to_string()
+}
+
+/// Checks the zip container before libtorch sees it, so the common ways a file is
+/// wrong get a plain message instead of a C++ exception.
+fn check_archive(bytes_head: &[u8], bytes_tail: &[u8]) -> Result<()> {
+    if bytes_head.len() < 4 || &bytes_head[..4] != b"PK\x03\x04" {
+        bail!("not a TorchScript archive (it is not a zip file)");
+    }
+    // The end-of-central-directory record sits in the last 22 + 65535 bytes.
+    if !bytes_tail.windows(4).any(|w| w == b"PK\x05\x06") {
+        bail!("truncated or damaged TorchScript archive (no zip end record)");
+    }
+    Ok(())
+}
+
+impl ClipModel {
+    /// Loads, validates and freezes the model file at `path` on `device`.
+    pub fn load(path: &Path, device: Device) -> Result<Self> {
+        Self::load_inner(path, device).with_context(|| format!("model {}", path.display()))
+    }
+
+    fn load_inner(path: &Path, device: Device) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => anyhow!("file does not exist"),
+            _ => anyhow!("cannot read file: {e}"),
+        })?;
+        if meta.is_dir() {
+            bail!("is a directory, not a model file");
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| anyhow!("cannot read file: {e}"))?;
+        Self::from_bytes(&bytes, device)
+    }
+
+    /// Loads a model file held in memory (e.g. one embedded in the binary).
+    pub fn from_bytes(bytes: &[u8], device: Device) -> Result<Self> {
+        let tail = &bytes[bytes.len().saturating_sub(22 + 65535)..];
+        check_archive(bytes, tail)?;
+        let mut cursor = std::io::Cursor::new(bytes);
+        let mut module = CModule::load_data_on_device(&mut cursor, device)
+            .map_err(|e| anyhow!("libtorch cannot load it: {}", torch_msg(&e)))?;
+        module.f_set_eval().map_err(|e| anyhow!("cannot set eval mode: {}", torch_msg(&e)))?;
+        for (_, p) in module
+            .named_parameters()
+            .map_err(|e| anyhow!("cannot list parameters: {}", torch_msg(&e)))?
+        {
+            // Frozen: CLIP judges the drawing; only the strokes learn.
+            let _ = p.set_requires_grad(false);
+        }
+
+        let info = read_info(&module)?;
+        let tokenizer = read_tokenizer(&module)?;
+        let mean = Tensor::from_slice(&info.mean)
+            .to_kind(Kind::Float)
+            .view([1, 3, 1, 1])
+            .to_device(device);
+        let std = Tensor::from_slice(&info.std)
+            .to_kind(Kind::Float)
+            .view([1, 3, 1, 1])
+            .to_device(device);
+        let model = Self { module, info, tokenizer, device, mean, std };
+        model.probe()?;
+        Ok(model)
+    }
+
+    /// Runs both towers once at the sizes the metadata promises.
+    fn probe(&self) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        let (s, c, e) = (self.info.image_size, self.info.context_length, self.info.embed_dim);
+        let x = Tensor::zeros([1, 3, s, s], (Kind::Float, self.device));
+        let out = self.call("encode_image", &x).map_err(|err| {
+            anyhow!("encode_image does not accept (1, 3, {s}, {s}) images as the metadata says: {err}")
+        })?;
+        if out.size() != [1, e] {
+            bail!(
+                "encode_image returns shape {:?} for one image, expected [1, {e}] (embed_dim)",
+                out.size()
+            );
+        }
+        let probe = self.tokenizer.tokenize("a drawing", c as usize);
+        let tokens = Tensor::from_slice(&probe.ids).view([1, c]).to_device(self.device);
+        let out = self.call("encode_text", &tokens).map_err(|err| {
+            anyhow!("encode_text does not accept (1, {c}) tokens as the metadata says: {err}")
+        })?;
+        if out.size() != [1, e] {
+            bail!(
+                "encode_text returns shape {:?} for one prompt, expected [1, {e}] (embed_dim)",
+                out.size()
+            );
+        }
+        Ok(())
+    }
+
+    fn call(&self, method: &str, x: &Tensor) -> Result<Tensor> {
+        self.module.method_ts(method, &[x]).map_err(|e| {
+            let msg = torch_msg(&e);
+            if msg.contains("not defined") || msg.contains("does not have a method") {
+                anyhow!("the file has no {method}() method")
+            } else {
+                anyhow!("{method} failed: {msg}")
+            }
+        })
+    }
+
+    /// What the model file says about itself.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Tokenizes `prompt` to the model's context length.
+    pub fn tokenize(&self, prompt: &str) -> Tokenized {
+        self.tokenizer.tokenize(prompt, self.info.context_length as usize)
+    }
+
+    /// CLIP normalisation of RGB images in [0, 1]: `(x - mean) / std`.
+    ///
+    /// `images`: (B, 3, S, S) float on the model's device.
+    pub fn normalize(&self, images: &Tensor) -> Result<Tensor> {
+        Ok(images.f_sub(&self.mean)?.f_div(&self.std)?)
+    }
+
+    /// Image embeddings, unnormalised.
+    ///
+    /// `images`: (B, 3, S, S) float32, already CLIP-normalised; returns (B, E).
+    /// Differentiable with respect to `images`.
+    pub fn encode_image(&self, images: &Tensor) -> Result<Tensor> {
+        let s = self.info.image_size;
+        match images.size().as_slice() {
+            &[_, 3, h, w] if h == s && w == s => {}
+            other => bail!("images have shape {other:?}, expected [B, 3, {s}, {s}]"),
+        }
+        if images.kind() != Kind::Float {
+            bail!("images have dtype {:?}, expected Float", images.kind());
+        }
+        self.call("encode_image", images)
+    }
+
+    /// Text embeddings, unnormalised.
+    ///
+    /// `tokens`: (B, C) int64 CLIP BPE ids; returns (B, E).
+    pub fn encode_text(&self, tokens: &Tensor) -> Result<Tensor> {
+        let c = self.info.context_length;
+        match tokens.size().as_slice() {
+            &[_, n] if n == c => {}
+            other => bail!("tokens have shape {other:?}, expected [B, {c}]"),
+        }
+        self.call("encode_text", tokens)
+    }
+
+    /// Unit-length text embeddings of `prompts`: (B, E) on the model's device.
+    pub fn embed_prompts(&self, prompts: &[&str]) -> Result<Tensor> {
+        let c = self.info.context_length;
+        let mut ids = Vec::with_capacity(prompts.len() * c as usize);
+        for p in prompts {
+            ids.extend(self.tokenize(p).ids);
+        }
+        let tokens = Tensor::from_slice(&ids).view([prompts.len() as i64, c]).to_device(self.device);
+        let _guard = tch::no_grad_guard();
+        let feats = self.encode_text(&tokens)?;
+        Ok(unit(&feats)?)
+    }
+}
+
+/// Rows scaled to unit length: (B, E) → (B, E).
+pub fn unit(x: &Tensor) -> Result<Tensor> {
+    let norm = x.f_norm_scalaropt_dim(2, [-1i64].as_slice(), true)?.f_clamp_min(1e-12)?;
+    Ok(x.f_div(&norm)?)
+}
+
+fn read_info(module: &CModule) -> Result<ModelInfo> {
+    let value = module.method_is::<IValue>("metadata", &[]).map_err(|e| {
+        let msg = torch_msg(&e);
+        if msg.contains("not defined") {
+            anyhow!("the file has no metadata() method; is it a clipdraw model file? (make one with scripts/export_clip.py)")
+        } else {
+            anyhow!("metadata() failed: {msg}")
+        }
+    })?;
+    let IValue::String(json) = value else {
+        bail!("metadata() returned {value:?}, expected a JSON string");
+    };
+    let info: ModelInfo =
+        serde_json::from_str(&json).map_err(|e| anyhow!("metadata is not valid: {e}"))?;
+    info.validate().map_err(|e| anyhow!("metadata is inconsistent: {e}"))?;
+    Ok(info)
+}
+
+fn read_tokenizer(module: &CModule) -> Result<Tokenizer> {
+    let value = module.method_is::<IValue>("bpe_merges_gz", &[]).map_err(|e| {
+        let msg = torch_msg(&e);
+        if msg.contains("not defined") {
+            anyhow!("the file has no bpe_merges_gz() method (the BPE merges are missing)")
+        } else {
+            anyhow!("bpe_merges_gz() failed: {msg}")
+        }
+    })?;
+    let IValue::Tensor(t) = value else {
+        bail!("bpe_merges_gz() returned {value:?}, expected a uint8 tensor");
+    };
+    if t.kind() != Kind::Uint8 || t.dim() != 1 {
+        bail!("bpe_merges_gz() returned a {:?} tensor of shape {:?}, expected 1-D uint8", t.kind(), t.size());
+    }
+    let t = t.to_device(Device::Cpu);
+    let n = t.numel();
+    let mut gz = vec![0u8; n];
+    t.f_copy_data(&mut gz, n).map_err(|e| anyhow!("cannot read BPE merges: {}", torch_msg(&e)))?;
+    Tokenizer::from_merges_gz(&gz).map_err(|e| anyhow!("BPE merges are broken: {e}"))
+}
+
+/// Ids `[START, END, 0, ...]`: what an empty prompt tokenizes to.
+pub fn empty_tokens(context_length: usize) -> Vec<i64> {
+    let mut v = vec![0; context_length];
+    v[0] = START_OF_TEXT;
+    v[1] = END_OF_TEXT;
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_check_names_the_problem() {
+        let e = check_archive(b"hello world", b"hello world").unwrap_err().to_string();
+        assert!(e.contains("not a zip"), "{e}");
+        let e = check_archive(b"PK\x03\x04rest", b"PK\x03\x04rest").unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
+        assert!(check_archive(b"PK\x03\x04", b"..PK\x05\x06..").is_ok());
+    }
+
+    #[test]
+    fn metadata_validation_catches_bad_values() {
+        let good = ModelInfo {
+            format: FORMAT.into(),
+            format_version: 1,
+            architecture: "x".into(),
+            pretrained: None,
+            image_size: 224,
+            context_length: 77,
+            embed_dim: 512,
+            vocab_size: 49408,
+            mean: vec![0.5; 3],
+            std: vec![0.25; 3],
+        };
+        assert!(good.validate().is_ok());
+        let mut bad = good.clone();
+        bad.std = vec![0.0; 3];
+        assert!(bad.validate().unwrap_err().to_string().contains("std"));
+        let mut bad = good.clone();
+        bad.mean = vec![0.5; 2];
+        assert!(bad.validate().unwrap_err().to_string().contains("3 each"));
+        let mut bad = good.clone();
+        bad.image_size = 0;
+        assert!(bad.validate().unwrap_err().to_string().contains("image_size 0"));
+        let mut bad = good;
+        bad.format_version = 9;
+        assert!(bad.validate().unwrap_err().to_string().contains("format_version 9"));
+    }
+}

@@ -1,0 +1,329 @@
+//! The CLIPDraw loop: rasterize, augment, embed, score, Adam step, clamp.
+//!
+//! Shapes: `N` drawings, `D` augmentations, `E` embedding size, `Q` negative prompts.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tch::{Kind, Tensor};
+
+use crate::augment::{self, Augmentation};
+use crate::model::{unit, ClipModel};
+use crate::raster;
+use crate::scene::Scene;
+
+/// Everything that shapes an optimisation, with DESIGN.md's defaults.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Settings {
+    pub iters: u32,
+    /// Augmentations per iteration; 0 scores the bare drawing (the paper's ablation).
+    pub augs: u32,
+    pub seed: u64,
+    pub negative_weight: f64,
+    pub min_width_px: f64,
+    pub max_width_px: f64,
+    pub lr_points: f64,
+    pub lr_width: f64,
+    pub lr_color: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            iters: 250,
+            augs: 8,
+            seed: 0,
+            negative_weight: 0.3,
+            min_width_px: 1.0,
+            max_width_px: 50.0,
+            lr_points: 1.0,
+            lr_width: 0.1,
+            lr_color: 0.01,
+        }
+    }
+}
+
+impl Settings {
+    /// The points learning rate at iteration `t`: ×0.4 from 50 %, ×0.1 from 75 %.
+    pub fn lr_points_at(&self, t: u32) -> f64 {
+        let f = t as f64 / self.iters.max(1) as f64;
+        if f >= 0.75 {
+            self.lr_points * 0.1
+        } else if f >= 0.5 {
+            self.lr_points * 0.4
+        } else {
+            self.lr_points
+        }
+    }
+}
+
+/// What the loop reports after each iteration.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// 1-based iteration just finished.
+    pub iter: u32,
+    /// Mean cosine similarity to the prompt over this iteration's augmentations.
+    pub score: f64,
+    pub loss: f64,
+}
+
+/// Whether the caller wants the loop to go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Stop,
+}
+
+/// Where an iteration's time went, summed over the run.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Timings {
+    pub total_s: f64,
+    pub raster_s: f64,
+    pub augment_s: f64,
+    pub clip_s: f64,
+    pub step_s: f64,
+}
+
+/// How the run ended.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    Finished,
+    Interrupted,
+    /// The loss or a parameter became NaN/inf; the scene is the last finite one.
+    NonFinite,
+}
+
+pub struct Outcome {
+    pub iters_done: u32,
+    /// Score at the last finished iteration (NaN when none finished).
+    pub last_score: f64,
+    pub ending: Ending,
+    pub timings: Timings,
+}
+
+/// Adam state of one parameter tensor.
+struct AdamSlot {
+    m: Tensor,
+    v: Tensor,
+}
+
+impl AdamSlot {
+    fn new(p: &Tensor) -> Self {
+        Self { m: p.zeros_like(), v: p.zeros_like() }
+    }
+
+    /// One Adam step (β = 0.9, 0.999; ε = 1e-8) on `p` in place, `t` 1-based.
+    fn step(&mut self, p: &mut Tensor, lr: f64, t: u32) -> Result<()> {
+        let g = p.grad();
+        if !g.defined() {
+            return Ok(());
+        }
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+        self.m = &self.m * b1 + &g * (1.0 - b1);
+        self.v = &self.v * b2 + g.square() * (1.0 - b2);
+        let mhat = &self.m / (1.0 - b1.powi(t as i32));
+        let vhat = &self.v / (1.0 - b2.powi(t as i32));
+        let update = mhat / (vhat.sqrt() + eps) * lr;
+        let _ = p.f_sub_(&update)?;
+        let _ = p.grad().f_zero_()?;
+        Ok(())
+    }
+}
+
+/// Text side of the loss: the prompt and the negative prompts, unit length.
+pub struct Targets {
+    /// (1, E)
+    pub prompt: Tensor,
+    /// (Q, E); Q may be 0.
+    pub negatives: Tensor,
+}
+
+impl Targets {
+    pub fn new(model: &ClipModel, prompt: &str, negatives: &[String]) -> Result<Self> {
+        let prompt = model.embed_prompts(&[prompt])?;
+        let negatives = if negatives.is_empty() {
+            Tensor::zeros([0, prompt.size()[1]], (Kind::Float, model.device()))
+        } else {
+            let refs: Vec<&str> = negatives.iter().map(String::as_str).collect();
+            model.embed_prompts(&refs)?
+        };
+        Ok(Self { prompt, negatives })
+    }
+}
+
+/// Renders `scene` as the model sees it: (N·max(D,1), 3, S, S), CLIP-normalised.
+fn model_batch(model: &ClipModel, raster: &Tensor, augs: &[Augmentation]) -> Result<Tensor> {
+    let size = model.info().image_size;
+    let batch = if augs.is_empty() { augment::resize(raster, size)? } else { augment::apply(raster, augs, size)? };
+    model.normalize(&batch)
+}
+
+/// Optimises `scene` in place; calls `on_step` after every iteration.
+///
+/// Only N = 1 is supported by the loss today; the scene API already batches.
+pub fn optimize(
+    model: &ClipModel,
+    scene: &mut Scene,
+    targets: &Targets,
+    settings: &Settings,
+    mut on_step: impl FnMut(&Step) -> Control,
+) -> Result<Outcome> {
+    if scene.num_drawings() != 1 {
+        bail!("optimize takes one drawing at a time, got {}", scene.num_drawings());
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0x5eed_a065);
+    let (height, width) = (scene.canvas.height, scene.canvas.width);
+    scene.set_requires_grad(true);
+    let mut slots = [
+        AdamSlot::new(&scene.points),
+        AdamSlot::new(&scene.widths),
+        AdamSlot::new(&scene.colors),
+    ];
+    let mut timings = Timings::default();
+    let mut last_score = f64::NAN;
+    let start = Instant::now();
+    let sync = |t: &Tensor| {
+        // On CUDA, timings need the queue drained; on CPU this is a no-op.
+        if t.device().is_cuda() {
+            let _ = t.sum(Kind::Float).double_value(&[]);
+        }
+    };
+    for t in 1..=settings.iters {
+        let backup = detached_copy(scene)?;
+        let t0 = Instant::now();
+        let raster = raster::rasterize(scene)?; // (1, 3, H, W)
+        sync(&raster);
+        let t1 = Instant::now();
+        let augs: Vec<Augmentation> = (0..settings.augs)
+            .map(|_| Augmentation::random(&mut rng, height, width))
+            .collect();
+        let batch = model_batch(model, &raster, &augs)?;
+        sync(&batch);
+        let t2 = Instant::now();
+        let feats = unit(&model.encode_image(&batch)?)?; // (D, E)
+        let sims = feats.f_matmul(&targets.prompt.f_transpose(0, 1)?)?; // (D, 1)
+        let mut loss = -sims.f_sum(Kind::Float)?;
+        if targets.negatives.size()[0] > 0 {
+            let neg = feats.f_matmul(&targets.negatives.f_transpose(0, 1)?)?; // (D, Q)
+            loss = loss + neg.f_sum(Kind::Float)? * settings.negative_weight;
+        }
+        loss.backward();
+        let loss_v = loss.double_value(&[]);
+        let score = sims.mean(Kind::Float).double_value(&[]);
+        let t3 = Instant::now();
+        {
+            let lrs = [settings.lr_points_at(t - 1), settings.lr_width, settings.lr_color];
+            let _guard = tch::no_grad_guard();
+            let params = [&mut scene.points, &mut scene.widths, &mut scene.colors];
+            for ((slot, p), lr) in slots.iter_mut().zip(params).zip(lrs) {
+                slot.step(p, lr, t)?;
+            }
+            scene.clamp_(settings.min_width_px, settings.max_width_px)?;
+        }
+        let finite = loss_v.is_finite() && all_finite(scene)?;
+        let t4 = Instant::now();
+        timings.raster_s += (t1 - t0).as_secs_f64();
+        timings.augment_s += (t2 - t1).as_secs_f64();
+        timings.clip_s += (t3 - t2).as_secs_f64();
+        timings.step_s += (t4 - t3).as_secs_f64();
+        if !finite {
+            *scene = backup;
+            timings.total_s = start.elapsed().as_secs_f64();
+            return Ok(Outcome { iters_done: t - 1, last_score, ending: Ending::NonFinite, timings });
+        }
+        last_score = score;
+        if on_step(&Step { iter: t, score, loss: loss_v }) == Control::Stop {
+            timings.total_s = start.elapsed().as_secs_f64();
+            scene.set_requires_grad(false);
+            return Ok(Outcome { iters_done: t, last_score, ending: Ending::Interrupted, timings });
+        }
+    }
+    scene.set_requires_grad(false);
+    timings.total_s = start.elapsed().as_secs_f64();
+    Ok(Outcome { iters_done: settings.iters, last_score, ending: Ending::Finished, timings })
+}
+
+/// The paper's metric: mean cosine similarity between `prompt` and `k` random
+/// augmentations of `images` ((1, 3, H, W) in [0, 1]).
+pub fn score(model: &ClipModel, images: &Tensor, prompt: &Tensor, k: u32, seed: u64) -> Result<f64> {
+    let (_, _, h, w) = images.size4()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let augs: Vec<Augmentation> = (0..k).map(|_| Augmentation::random(&mut rng, h, w)).collect();
+    let _guard = tch::no_grad_guard();
+    let mut total = 0.0;
+    // Chunks of 16 keep memory flat for large K.
+    for chunk in augs.chunks(16).map(|c| c.to_vec()).chain(if k == 0 { Some(vec![]) } else { None }) {
+        let batch = model_batch(model, images, &chunk)?;
+        let feats = unit(&model.encode_image(&batch)?)?;
+        total += feats.f_matmul(&prompt.f_transpose(0, 1)?)?.f_sum(Kind::Float)?.double_value(&[]);
+    }
+    Ok(total / k.max(1) as f64)
+}
+
+/// Time spent per iteration in each part.
+pub fn per_iter(t: &Timings, iters: u32) -> Timings {
+    let n = iters.max(1) as f64;
+    Timings {
+        total_s: t.total_s / n,
+        raster_s: t.raster_s / n,
+        augment_s: t.augment_s / n,
+        clip_s: t.clip_s / n,
+        step_s: t.step_s / n,
+    }
+}
+
+/// A copy of the scene's values that shares no storage and no graph with it.
+fn detached_copy(scene: &Scene) -> Result<Scene> {
+    Ok(Scene {
+        canvas: scene.canvas.clone(),
+        points: scene.points.detach().copy(),
+        segments: scene.segments.detach().copy(),
+        widths: scene.widths.detach().copy(),
+        colors: scene.colors.detach().copy(),
+    })
+}
+
+fn all_finite(scene: &Scene) -> Result<bool> {
+    for t in [&scene.points, &scene.widths, &scene.colors] {
+        if t.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_schedule_follows_the_paper() {
+        let s = Settings { iters: 100, ..Settings::default() };
+        assert_eq!(s.lr_points_at(0), 1.0);
+        assert_eq!(s.lr_points_at(49), 1.0);
+        assert_eq!(s.lr_points_at(50), 0.4);
+        assert_eq!(s.lr_points_at(74), 0.4);
+        assert!((s.lr_points_at(75) - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn adam_matches_the_closed_form_first_step() {
+        // With zero state, Adam's first update is lr · g / (|g| + ε) ≈ lr · sign(g).
+        let mut p = Tensor::from_slice(&[1.0f32, -2.0, 3.0]).set_requires_grad(true);
+        let loss = (&p * Tensor::from_slice(&[2.0f32, -0.5, 0.0])).sum(Kind::Float);
+        loss.backward();
+        let mut slot = AdamSlot::new(&p);
+        {
+            let _g = tch::no_grad_guard();
+            slot.step(&mut p, 0.1, 1).unwrap();
+        }
+        let got: Vec<f32> = Vec::<f32>::try_from(p.detach()).unwrap();
+        let want = [0.9f32, -1.9, 3.0];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
+        }
+    }
+}

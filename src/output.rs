@@ -1,0 +1,239 @@
+//! Writing results: SVG (what was optimised), PNG (resvg's rendering of that SVG)
+//! and a JSON sidecar. Files appear atomically and never clobber unless forced.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use tch::{Kind, Tensor};
+
+/// The three files of one drawing, named from one stem: `STEM.svg`, `.png`, `.json`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OutputPaths {
+    pub svg: PathBuf,
+    pub png: PathBuf,
+    pub json: PathBuf,
+}
+
+impl OutputPaths {
+    /// `stem` is a path without extension (a trailing `.svg`/`.png`/`.json` is dropped).
+    pub fn from_stem(stem: &Path) -> Self {
+        let stem = match stem.extension().and_then(|e| e.to_str()) {
+            Some("svg" | "png" | "json") => stem.with_extension(""),
+            _ => stem.to_path_buf(),
+        };
+        let with = |ext: &str| {
+            let mut s = stem.clone().into_os_string();
+            s.push(".");
+            s.push(ext);
+            PathBuf::from(s)
+        };
+        Self { svg: with("svg"), png: with("png"), json: with("json") }
+    }
+
+    pub fn all(&self) -> [&Path; 3] {
+        [&self.svg, &self.png, &self.json]
+    }
+
+    /// Fails, before any work starts, if the directory is missing or read-only or a
+    /// file exists and `force` is off.
+    pub fn check_writable(&self, force: bool) -> Result<()> {
+        for p in self.all() {
+            check_target(p, force)?;
+        }
+        Ok(())
+    }
+}
+
+/// A file stem made from the prompt and seed: `a-drawing-of-a-cat-s0`.
+pub fn stem_from_prompt(prompt: &str, seed: u64) -> String {
+    let mut s = String::new();
+    for c in prompt.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            s.push(c);
+        } else if !s.is_empty() && !s.ends_with('-') {
+            s.push('-');
+        }
+        if s.chars().count() >= 60 {
+            break;
+        }
+    }
+    let s = s.trim_end_matches('-');
+    let s = if s.is_empty() { "drawing" } else { s };
+    format!("{s}-s{seed}")
+}
+
+/// Errors out if `path` cannot be written (missing or read-only directory, or an
+/// existing file without `force`).
+pub fn check_target(path: &Path, force: bool) -> Result<()> {
+    let dir = parent_dir(path);
+    let meta = std::fs::metadata(&dir)
+        .map_err(|_| anyhow!("output directory {} does not exist", dir.display()))?;
+    if !meta.is_dir() {
+        bail!("output directory {} is not a directory", dir.display());
+    }
+    if path.is_dir() {
+        bail!("{} is a directory", path.display());
+    }
+    if path.exists() && !force {
+        bail!("{} already exists (use --force to overwrite)", path.display());
+    }
+    // Probe writability the only reliable way: create and remove a file.
+    let probe = dir.join(format!(".clipdraw-probe-{}", std::process::id()));
+    std::fs::File::create(&probe)
+        .map_err(|e| anyhow!("output directory {} is not writable: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory,
+/// then a rename (`force`) or a hard link that fails if `path` exists.
+pub fn write_atomic(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    let dir = parent_dir(path);
+    let name = path.file_name().ok_or_else(|| anyhow!("{} has no file name", path.display()))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        if force {
+            std::fs::rename(&tmp, path)?;
+        } else {
+            std::fs::hard_link(&tmp, path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    anyhow!("{} appeared while drawing (use --force to overwrite)", path.display())
+                } else {
+                    anyhow!(e)
+                }
+            })?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Renders SVG text with resvg to a square-ish PNG whose longer side is `size_px`.
+pub fn svg_to_png(svg: &str, size_px: u32) -> Result<Vec<u8>> {
+    let tree = usvg::Tree::from_str(svg, &usvg::Options::default())
+        .map_err(|e| anyhow!("cannot parse the SVG: {e}"))?;
+    let s = tree.size();
+    let scale = size_px as f32 / s.width().max(s.height());
+    let (w, h) = ((s.width() * scale).round() as u32, (s.height() * scale).round() as u32);
+    let mut pixmap = resvg::tiny_skia::Pixmap::new(w.max(1), h.max(1))
+        .ok_or_else(|| anyhow!("cannot allocate a {w}×{h} image"))?;
+    resvg::render(&tree, resvg::tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
+    pixmap.encode_png().map_err(|e| anyhow!("cannot encode PNG: {e}"))
+}
+
+/// Encodes an RGB image tensor (1, 3, H, W) or (3, H, W) in [0, 1] as PNG.
+pub fn tensor_to_png(image: &Tensor) -> Result<Vec<u8>> {
+    let img = if image.dim() == 4 { image.f_squeeze_dim(0)? } else { image.shallow_clone() };
+    let (c, h, w) = img.size3()?;
+    if c != 3 {
+        bail!("image has {c} channels, expected 3");
+    }
+    let rgb = img
+        .f_to_device(tch::Device::Cpu)?
+        .f_clamp(0.0, 1.0)?
+        .f_mul_scalar(255.0)?
+        .f_round()?
+        .f_to_kind(Kind::Uint8)?
+        .f_permute([1, 2, 0])? // (H, W, 3)
+        .f_contiguous()?;
+    let n = (h * w * 3) as usize;
+    let mut bytes = vec![0u8; n];
+    rgb.f_copy_data(&mut bytes, n)?;
+    let mut pixmap = resvg::tiny_skia::Pixmap::new(w as u32, h as u32)
+        .ok_or_else(|| anyhow!("cannot allocate a {w}×{h} image"))?;
+    for (px, src) in pixmap.data_mut().chunks_exact_mut(4).zip(bytes.chunks_exact(3)) {
+        px.copy_from_slice(&[src[0], src[1], src[2], 255]);
+    }
+    pixmap.encode_png().map_err(|e| anyhow!("cannot encode PNG: {e}"))
+}
+
+/// Escapes text for XML element content.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            // XML 1.0 forbids most control characters even as references.
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems_are_safe_file_names() {
+        assert_eq!(stem_from_prompt("a drawing of a cat", 3), "a-drawing-of-a-cat-s3");
+        assert_eq!(stem_from_prompt("  ../../etc/passwd!! ", 0), "etc-passwd-s0");
+        assert_eq!(stem_from_prompt("🐈", 1), "drawing-s1");
+        assert_eq!(stem_from_prompt("自転車", 1), "自転車-s1");
+        assert!(stem_from_prompt(&"x".repeat(500), 0).len() < 70);
+    }
+
+    #[test]
+    fn paths_come_from_one_stem() {
+        let p = OutputPaths::from_stem(Path::new("out/cat.svg"));
+        assert_eq!(p.svg, Path::new("out/cat.svg"));
+        assert_eq!(p.png, Path::new("out/cat.png"));
+        assert_eq!(p.json, Path::new("out/cat.json"));
+        let p = OutputPaths::from_stem(Path::new("v1.2"));
+        assert_eq!(p.svg, Path::new("v1.2.svg"));
+    }
+
+    #[test]
+    fn atomic_write_never_clobbers_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.txt");
+        write_atomic(&p, b"one", false).unwrap();
+        let err = write_atomic(&p, b"two", false).unwrap_err();
+        assert!(format!("{err:#}").contains("use --force"), "{err:#}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"one");
+        write_atomic(&p, b"three", true).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"three");
+        // No temporary files are left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn targets_are_checked_before_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope/x.svg");
+        assert!(check_target(&missing, false).unwrap_err().to_string().contains("does not exist"));
+        let existing = dir.path().join("x.svg");
+        std::fs::write(&existing, "").unwrap();
+        assert!(check_target(&existing, false).unwrap_err().to_string().contains("already exists"));
+        assert!(check_target(&existing, true).is_ok());
+    }
+
+    #[test]
+    fn png_from_svg_has_the_requested_size() {
+        let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" width="224" height="224" viewBox="0 0 224 224"><rect width="224" height="224" fill="white"/><path d="M 10 10 C 50 50 100 10 200 200" stroke="red" stroke-width="8" fill="none"/></svg>"#;
+        let png = svg_to_png(svg, 512).unwrap();
+        let pixmap = resvg::tiny_skia::Pixmap::decode_png(&png).unwrap();
+        assert_eq!((pixmap.width(), pixmap.height()), (512, 512));
+        // Some red ink exists, and the corner is white.
+        assert!(pixmap.pixels().iter().any(|p| p.red() > 200 && p.green() < 60));
+        let c = pixmap.pixel(511, 0).unwrap();
+        assert_eq!((c.red(), c.green(), c.blue()), (255, 255, 255));
+    }
+}

@@ -1,0 +1,26 @@
+//! Shared by the integration tests: where the Python-made fixtures live.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The fixture directory made by scripts/make_test_fixtures.py (scripts/test.sh
+/// makes it and sets CLIPDRAW_FIXTURES). A missing directory fails the test loudly.
+pub fn fixtures() -> PathBuf {
+    let dir = std::env::var_os("CLIPDRAW_FIXTURES").map(PathBuf::from).unwrap_or_else(|| {
+        panic!("CLIPDRAW_FIXTURES is not set: run the test suite with scripts/test.sh")
+    });
+    assert!(dir.join("tiny.pt").is_file(), "{} has no tiny.pt; rerun scripts/test.sh", dir.display());
+    dir
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    fixtures().join(name)
+}
+
+/// The `clipdraw` binary built for this test run.
+pub fn clipdraw() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_clipdraw"));
+    c.env_remove("CLIPDRAW_MODEL");
+    c
+}
