@@ -33,8 +33,33 @@ pub enum Command {
     Render(RenderArgs),
     /// Print a prompt's CLIP token ids, padded to the context length, as one JSON array.
     Tokenize(TokenizeArgs),
+    /// Score an image against a prompt: the paper's metric, the mean cosine
+    /// similarity over random augmentations.
+    Score(ScoreArgs),
     /// Print a model file's metadata as JSON.
     Info(InfoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// PNG, JPEG or SVG file.
+    pub image: PathBuf,
+    /// The prompt to compare with.
+    pub prompt: String,
+    /// Random augmentations to average over (0: the bare image).
+    #[arg(long, default_value_t = 64)]
+    pub augs: i64,
+    /// Seed of the augmentations.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Print one JSON object instead of the bare score.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 
-use clipdraw::cli::{Cli, Command, DrawConfig, InfoArgs, RenderArgs, TokenizeArgs};
+use clipdraw::cli::{Cli, Command, DrawConfig, InfoArgs, RenderArgs, ScoreArgs, TokenizeArgs};
 use clipdraw::device;
 use clipdraw::model::ClipModel;
 use clipdraw::optimize::{self, Control, Ending, Targets};
@@ -74,6 +74,7 @@ fn run(cli: Cli) -> Result<i32> {
         Some(Command::Render(a)) => render(a),
         Some(Command::Tokenize(a)) => tokenize(a),
         Some(Command::Info(a)) => info(a),
+        Some(Command::Score(a)) => score(a),
         None => draw(cli.draw.validate()?),
     }
 }
@@ -114,6 +115,31 @@ fn info(a: InfoArgs) -> Result<i32> {
     let path = model_path(a.model.model)?;
     let model = load_model(&path, tch::Device::Cpu)?;
     println!("{}", serde_json::to_string_pretty(model.info())?);
+    Ok(0)
+}
+
+fn score(a: ScoreArgs) -> Result<i32> {
+    if a.prompt.trim().is_empty() {
+        bail!("the prompt is empty");
+    }
+    if !(0..=4096).contains(&a.augs) {
+        bail!("--augs must be between 0 and 4096, got {}", a.augs);
+    }
+    let dev = device::resolve(a.device.parse()?)?.device;
+    let image = output::load_image(&a.image)?;
+    let path = model_path(a.model.model)?;
+    let model = load_model(&path, dev)?;
+    let prompt = model.embed_prompts(&[a.prompt.as_str()])?;
+    let value = optimize::score(&model, &image.to_device(dev), &prompt, a.augs as u32, a.seed)?;
+    if a.json {
+        let v = serde_json::json!({
+            "image": a.image, "prompt": a.prompt, "score": value, "augmentations": a.augs,
+            "seed": a.seed, "model": model.info().architecture,
+        });
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        println!("{value:.6}");
+    }
     Ok(0)
 }
 

@@ -159,6 +159,59 @@ pub fn tensor_to_png(image: &Tensor) -> Result<Vec<u8>> {
     pixmap.encode_png().map_err(|e| anyhow!("cannot encode PNG: {e}"))
 }
 
+/// Reads a PNG, JPEG or SVG as an RGB tensor (1, 3, H, W) in [0, 1] on the CPU.
+/// Transparent pixels are composited over white; SVGs are rendered by resvg at
+/// their own size.
+pub fn load_image(path: &Path) -> Result<Tensor> {
+    let bytes = std::fs::read(path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
+    let is_svg = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+        || bytes.trim_ascii_start().starts_with(b"<");
+    let (w, h, rgba) = if is_svg {
+        let text = std::str::from_utf8(&bytes).map_err(|_| anyhow!("{} is not UTF-8 SVG text", path.display()))?;
+        let tree = usvg::Tree::from_str(text, &usvg::Options::default())
+            .map_err(|e| anyhow!("{} is not a valid SVG: {e}", path.display()))?;
+        let s = tree.size().to_int_size();
+        let mut pixmap = resvg::tiny_skia::Pixmap::new(s.width(), s.height())
+            .ok_or_else(|| anyhow!("{} has an empty size", path.display()))?;
+        resvg::render(&tree, resvg::tiny_skia::Transform::identity(), &mut pixmap.as_mut());
+        // Pixmaps are premultiplied; over white that is c + (1 - a).
+        let data: Vec<u8> = pixmap
+            .pixels()
+            .iter()
+            .flat_map(|p| {
+                let a = p.alpha();
+                [p.red() + (255 - a), p.green() + (255 - a), p.blue() + (255 - a), 255]
+            })
+            .collect();
+        (s.width(), s.height(), data)
+    } else {
+        let img = image::load_from_memory(&bytes)
+            .map_err(|e| anyhow!("{} is not a readable PNG or JPEG image: {e}", path.display()))?
+            .to_rgba8();
+        let (w, h) = img.dimensions();
+        let data: Vec<u8> = img
+            .pixels()
+            .flat_map(|p| {
+                let [r, g, b, a] = p.0;
+                let over = |c: u8| ((c as u32 * a as u32 + 255 * (255 - a as u32) + 127) / 255) as u8;
+                [over(r), over(g), over(b), 255]
+            })
+            .collect();
+        (w, h, data)
+    };
+    if w == 0 || h == 0 {
+        bail!("{} is empty", path.display());
+    }
+    let t = Tensor::from_slice(&rgba)
+        .f_view([h as i64, w as i64, 4])?
+        .f_narrow(2, 0, 3)?
+        .f_permute([2, 0, 1])? // (3, H, W)
+        .f_unsqueeze(0)? // (1, 3, H, W)
+        .f_to_kind(Kind::Float)?
+        .f_div_scalar(255.0)?;
+    Ok(t)
+}
+
 /// Escapes text for XML element content.
 pub fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -223,6 +276,23 @@ mod tests {
         std::fs::write(&existing, "").unwrap();
         assert!(check_target(&existing, false).unwrap_err().to_string().contains("already exists"));
         assert!(check_target(&existing, true).is_ok());
+    }
+
+    #[test]
+    fn images_load_as_rgb_over_white() {
+        let dir = tempfile::tempdir().unwrap();
+        // A 2×1 PNG: opaque red, then fully transparent black.
+        let mut pm = resvg::tiny_skia::Pixmap::new(2, 1).unwrap();
+        pm.pixels_mut()[0] = resvg::tiny_skia::PremultipliedColorU8::from_rgba(255, 0, 0, 255).unwrap();
+        let p = dir.path().join("a.png");
+        pm.save_png(&p).unwrap();
+        let t = load_image(&p).unwrap();
+        assert_eq!(t.size(), [1, 3, 1, 2]);
+        let v: Vec<f32> = Vec::try_from(t.flatten(0, -1)).unwrap();
+        assert_eq!(v, [1.0, 1.0, 0.0, 1.0, 0.0, 1.0]); // R row, G row, B row
+        let bad = dir.path().join("b.png");
+        std::fs::write(&bad, b"garbage").unwrap();
+        assert!(load_image(&bad).unwrap_err().to_string().contains("b.png"));
     }
 
     #[test]

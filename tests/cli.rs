@@ -35,7 +35,7 @@ fn tiny() -> String {
 
 /// A quick drawing with the tiny fixture model.
 fn quick<'a>(model: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["a red star", "--model", model, "--strokes", "12", "--iters", "3", "--augs", "2", "--png-size", "128"];
+    let mut v = vec!["a red star", "--model", model, "--strokes", "12", "--iters", "3", "--augs", "2"];
     v.extend(extra);
     v
 }
@@ -82,7 +82,7 @@ fn info_prints_the_models_metadata() {
 fn draw_writes_svg_png_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let m = tiny();
-    let o = run(dir.path(), &quick(&m, &["-o", "cat"]));
+    let o = run(dir.path(), &quick(&m, &["-o", "cat", "--png-size", "128"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let printed: Vec<String> = stdout(&o).lines().map(|l| l.trim().to_string()).collect();
     assert_eq!(printed, ["cat.svg", "cat.png", "cat.json"]);
@@ -239,4 +239,30 @@ fn ctrl_c_saves_the_drawing_marked_interrupted_and_exits_130() {
     let svg = std::fs::read_to_string(dir.path().join("int.svg")).unwrap();
     assert!(svg.contains("\"interrupted\":true"));
     assert!(dir.path().join("int.png").is_file());
+}
+
+#[test]
+fn score_reads_png_and_svg_and_agrees_between_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = tiny();
+    let o = run(dir.path(), &quick(&m, &["-o", "d", "--png-size", "224"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut scores = Vec::new();
+    for file in ["d.svg", "d.png"] {
+        let o = run(dir.path(), &["score", file, "a red star", "--model", &m, "--augs", "8", "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(v["augmentations"], 8);
+        scores.push(v["score"].as_f64().unwrap());
+    }
+    // The PNG is resvg's rendering of the SVG at the same size: same pixels.
+    assert!((scores[0] - scores[1]).abs() < 1e-3, "{scores:?}");
+    let o = run(dir.path(), &["score", "d.png", "a red star", "--model", &m, "--augs", "4"]);
+    let plain: f64 = stdout(&o).trim().parse().unwrap();
+    assert!(plain.abs() <= 1.0);
+    std::fs::write(dir.path().join("bad.png"), b"nope").unwrap();
+    let o = run(dir.path(), &["score", "bad.png", "a red star", "--model", &m]);
+    assert_clean_error(&o, "bad.png");
+    let o = run(dir.path(), &["score", "d.png", " ", "--model", &m]);
+    assert_clean_error(&o, "prompt is empty");
 }
