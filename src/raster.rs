@@ -85,10 +85,8 @@ pub fn rasterize(scene: &Scene) -> Result<Tensor> {
 /// [`rasterize`], plus counts of the work done.
 pub fn rasterize_with_stats(scene: &Scene) -> Result<(Tensor, RasterStats)> {
     let (n, s) = scene.check()?;
-    let t0 = std::time::Instant::now();
     let host = HostScene::read(scene, n, s)?;
     let plan = Plan::build(&host);
-    let t1 = std::time::Instant::now();
     let stats = RasterStats {
         pieces: plan.pieces,
         candidates: plan.candidates,
@@ -97,7 +95,6 @@ pub fn rasterize_with_stats(scene: &Scene) -> Result<(Tensor, RasterStats)> {
         covered_pixels: plan.run_start.len(),
     };
     let image = render(scene, &plan, n, s).context("rasterizer")?;
-    if std::env::var_os("PROF").is_some() { eprintln!("plan {:?} render {:?}", t1 - t0, t1.elapsed()); }
     Ok((image, stats))
 }
 
@@ -465,9 +462,11 @@ fn render(scene: &Scene, plan: &Plan, n: i64, s: i64) -> Result<Tensor> {
     }
     let colors = scene.colors.f_reshape([n * s, 4])?; // (N·S, 4)
 
-    // Coverage: 1 for fragments deep inside their stroke, computed near edges.
+    // Alpha: the stroke's opacity deep inside it, coverage·opacity near its edges.
+    let opacity = colors.f_select(1, 3)?.f_clamp(0.0, MAX_ALPHA)?; // (N·S)
+    let frag_stroke = ints(&plan.frag_stroke)?;
+    let mut alpha = opacity.f_index_select(0, &frag_stroke)?; // (G)
     let e = plan.edge_pos.len() as i64;
-    let mut cov = Tensor::f_ones([g], (kind, dev))?; // (G)
     if e > 0 {
         let ns = (plan.sample_weights.len() / 4) as i64;
         let pts = scene.points.f_reshape([n * s * POINTS_PER_STROKE, 2])?; // (N·S·P, 2)
@@ -479,13 +478,13 @@ fn render(scene: &Scene, plan: &Plan, n: i64, s: i64) -> Result<Tensor> {
         let ab = pairs.f_index_select(0, &ints(&plan.edge_sample)?)?; // (E, 4)
         let coef = floats(&plan.edge_coef)?.f_view([e, 4])?; // (E, 4)
         let dist = floats(&plan.edge_cp)?.f_sub(&ab.f_mul(&coef)?.f_sum_dim_intlist(1, false, kind)?)?; // (E)
-        let half_w = scene.widths.f_reshape([n * s])?.f_mul_scalar(0.5)?.f_index_select(0, &ints(&plan.edge_stroke)?)?; // (E)
-        let edge_cov = coverage(&half_w, &dist, plan.has_thin)?; // (E)
-        cov = cov.f_index_put(&[Some(ints(&plan.edge_pos)?)], &edge_cov, false)?;
+        let edge_stroke = ints(&plan.edge_stroke)?;
+        let half_w = scene.widths.f_reshape([n * s])?.f_mul_scalar(0.5)?.f_index_select(0, &edge_stroke)?; // (E)
+        let edge_alpha = coverage(&half_w, &dist, plan.has_thin)?
+            .f_clamp(0.0, 1.0)?
+            .f_mul(&opacity.f_index_select(0, &edge_stroke)?)?; // (E)
+        alpha = alpha.f_index_put(&[Some(ints(&plan.edge_pos)?)], &edge_alpha, false)?;
     }
-    let frag_stroke = ints(&plan.frag_stroke)?;
-    let opacity = colors.f_select(1, 3)?.f_index_select(0, &frag_stroke)?; // (G)
-    let alpha = cov.f_mul(&opacity)?.f_clamp(0.0, MAX_ALPHA)?; // (G)
 
     // Transmittance above each fragment from a cumulative sum of log(1 − α) in f64
     // (in f32 the running sum over all pixels would lose digits).
