@@ -50,7 +50,12 @@ impl Parts {
     }
 }
 
-fn one_iteration(model: &ClipModel, scene: &mut Scene, text: &Tensor, rng: &mut rand_chacha::ChaCha8Rng) -> Result<Parts> {
+fn one_iteration(
+    model: &ClipModel,
+    scene: &mut Scene,
+    text: &Tensor,
+    rng: &mut rand_chacha::ChaCha8Rng,
+) -> Result<Parts> {
     let mut p = Parts::default();
     let size = model.info().image_size;
     scene.set_requires_grad(true);
@@ -58,8 +63,9 @@ fn one_iteration(model: &ClipModel, scene: &mut Scene, text: &Tensor, rng: &mut 
     let img = raster::rasterize(scene)?;
     sync(&img);
     let t1 = Instant::now();
-    let augs: Vec<Augmentation> =
-        (0..AUGS).map(|_| Augmentation::random(rng, scene.canvas.height, scene.canvas.width)).collect();
+    let augs: Vec<Augmentation> = (0..AUGS)
+        .map(|_| Augmentation::random(rng, scene.canvas.height, scene.canvas.width))
+        .collect();
     let batch = model.normalize(&augment::apply(&img, &augs, size)?)?;
     sync(&batch);
     let t2 = Instant::now();
@@ -71,7 +77,8 @@ fn one_iteration(model: &ClipModel, scene: &mut Scene, text: &Tensor, rng: &mut 
     let g = leaf.grad();
     sync(&g);
     let t3 = Instant::now();
-    batch.backward_with_grad(&g, false, false);
+    // d(sum(batch · g))/d(scene) is the vector-Jacobian product with g.
+    (&batch * &g).sum(Kind::Float).backward();
     sync(&scene.points.grad());
     let t4 = Instant::now();
     {
@@ -115,13 +122,17 @@ fn peak_rss_bytes() -> Option<u64> {
 }
 
 fn main() -> Result<()> {
-    let model_path = std::env::var_os("CLIPDRAW_BENCH_MODEL").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/clipdraw/models/ViT-B-32-random.pt")
-    });
-    let req: DeviceRequest = std::env::var("CLIPDRAW_BENCH_DEVICE").unwrap_or("auto".into()).parse()?;
+    let model_path =
+        std::env::var_os("CLIPDRAW_BENCH_MODEL").map(PathBuf::from).unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/clipdraw/models/ViT-B-32-random.pt")
+        });
+    let req: DeviceRequest =
+        std::env::var("CLIPDRAW_BENCH_DEVICE").unwrap_or("auto".into()).parse()?;
     let dev = device::resolve(req)?.device;
-    let model = ClipModel::load(&model_path, dev)
-        .with_context(|| "benchmark model (export one with scripts/export_clip.py --random-init)")?;
+    let model = ClipModel::load(&model_path, dev).with_context(|| {
+        "benchmark model (export one with scripts/export_clip.py --random-init)"
+    })?;
     let text = model.embed_prompts(&["a drawing of a cat"])?;
     let s = model.info().image_size;
     let canvas = Canvas { width: s, height: s };
@@ -150,12 +161,15 @@ fn main() -> Result<()> {
     }
 
     // A default run through the real loop, for its memory peak.
-    let iters = std::env::var("CLIPDRAW_BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let iters =
+        std::env::var("CLIPDRAW_BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let settings = Settings { iters, ..Settings::default() };
     let targets = Targets::new(&model, "a drawing of a cat", &[])?;
     let mut scene = Scene::random(1, STROKES, canvas, 0, dev)?;
     let t = Instant::now();
-    let out = optimize::optimize(&model, &mut scene, &targets, &settings, |_| optimize::Control::Continue)?;
+    let out = optimize::optimize(&model, &mut scene, &targets, &settings, |_| {
+        optimize::Control::Continue
+    })?;
     let per = t.elapsed().as_secs_f64() / out.iters_done.max(1) as f64;
     println!(
         "\ndefault loop: {iters} iterations, {per:.3} s/it ({:.2} it/s); peak RSS of this process {:.2} GiB",

@@ -85,7 +85,8 @@ fn yardstick(device: Device, model: Option<&str>) -> Result<(f64, String)> {
         let clip = clipdraw::model::ClipModel::load(std::path::Path::new(path), device)?;
         let size = clip.info().image_size;
         let secs = median_secs(device, 3, || {
-            let x = Tensor::f_rand([8, 3, size, size], (Kind::Float, device))?.set_requires_grad(true);
+            let x =
+                Tensor::f_rand([8, 3, size, size], (Kind::Float, device))?.set_requires_grad(true);
             clip.encode_image(&x)?.f_sum(Kind::Float)?.backward();
             Ok(())
         })?;
@@ -128,12 +129,25 @@ pub fn main() -> Result<()> {
     }
     let canvas = Canvas::new(224, 224)?;
     let weights = Tensor::f_randn([1, 3, 224, 224], (Kind::Float, device))?;
-    println!("rasterize forward + backward, 224x224, {device:?}, {} threads", tch::get_num_threads());
+    println!(
+        "rasterize forward + backward, 224x224, {device:?}, {} threads",
+        tch::get_num_threads()
+    );
     let (clip_secs, what) = yardstick(device, model.as_deref())?;
     println!("yardstick: {:.0} ms ({what})", clip_secs * 1e3);
     println!(
         "{:>7} | {:>9} {:>9} {:>9} {:>6} {:>9} | {:>9} {:>9} {:>9} {:>6} {:>9}",
-        "strokes", "init fwd", "bwd", "total", "%yard", "frags", "grown fwd", "bwd", "total", "%yard", "frags"
+        "strokes",
+        "init fwd",
+        "bwd",
+        "total",
+        "%yard",
+        "frags",
+        "grown fwd",
+        "bwd",
+        "total",
+        "%yard",
+        "frags"
     );
     for &s in &sizes {
         let reps = if s >= 1024 { 3 } else { 5 };

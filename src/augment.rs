@@ -49,7 +49,8 @@ impl Augmentation {
             (rng.gen_range(0.0..=dx), h - rng.gen_range(0.0..=dy)),
         ];
         // Content at `corners` moves to `moved`: sampling maps moved → corners.
-        let homography = solve_homography(&moved, &corners).unwrap_or(Self::identity(height, width).homography);
+        let homography =
+            solve_homography(&moved, &corners).unwrap_or(Self::identity(height, width).homography);
         Self { homography, crop: random_crop(rng, h, w) }
     }
 }
@@ -121,17 +122,21 @@ pub fn apply(images: &Tensor, augs: &[Augmentation], size: i64) -> Result<Tensor
     let device = images.device();
     let grid = sampling_grid(augs, h, w, size, device)?; // (D, S, S, 2)
     let grid = grid.f_repeat([n, 1, 1, 1])?; // (N·D, S, S, 2)
-    let batch = images
-        .f_unsqueeze(1)?
-        .f_expand([n, d, 3, h, w], false)?
-        .f_reshape([n * d, 3, h, w])?; // (N·D, 3, H, W)
-    // Sample (x − 1) with zero padding, then add 1: outside the image is white.
+    let batch =
+        images.f_unsqueeze(1)?.f_expand([n, d, 3, h, w], false)?.f_reshape([n * d, 3, h, w])?; // (N·D, 3, H, W)
+                                                                                               // Sample (x − 1) with zero padding, then add 1: outside the image is white.
     let out = (batch - 1.0).f_grid_sampler(&grid, 0, 0, false)?; // bilinear, zeros
     Ok(out + 1.0)
 }
 
 /// The normalised grid_sample coordinates of every output pixel: (D, S, S, 2).
-fn sampling_grid(augs: &[Augmentation], h: i64, w: i64, size: i64, device: Device) -> Result<Tensor> {
+fn sampling_grid(
+    augs: &[Augmentation],
+    h: i64,
+    w: i64,
+    size: i64,
+    device: Device,
+) -> Result<Tensor> {
     let d = augs.len() as i64;
     let mut hom = Vec::with_capacity(augs.len() * 9);
     let mut crop = Vec::with_capacity(augs.len() * 4);

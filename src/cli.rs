@@ -77,6 +77,10 @@ pub struct DrawArgs {
     /// Number of strokes.
     #[arg(long, default_value_t = 256)]
     pub strokes: i64,
+    /// What is optimised: Bézier strokes (CLIPDraw) or the pixels of a 224×224 image
+    /// (the paper's baseline; writes PNG and JSON, no SVG).
+    #[arg(long, value_enum, default_value_t = Representation::Strokes)]
+    pub representation: Representation,
     /// Optimisation steps.
     #[arg(long, default_value_t = 250)]
     pub iters: i64,
@@ -126,6 +130,13 @@ pub struct DrawArgs {
     pub json: bool,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Representation {
+    Strokes,
+    Pixels,
+}
+
 #[derive(Args, Debug)]
 pub struct RenderArgs {
     /// SVG file to render.
@@ -167,6 +178,7 @@ pub struct DrawConfig {
     pub prompt: String,
     pub negatives: Vec<String>,
     pub strokes: i64,
+    pub representation: Representation,
     pub settings: Settings,
     pub model: Option<PathBuf>,
     pub device: DeviceRequest,
@@ -258,6 +270,7 @@ impl DrawArgs {
             prompt,
             negatives: self.negatives,
             strokes: self.strokes,
+            representation: self.representation,
             settings: Settings {
                 iters: self.iters as u32,
                 augs: self.augs as u32,

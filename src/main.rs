@@ -9,10 +9,12 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 
-use clipdraw::cli::{Cli, Command, DrawConfig, InfoArgs, RenderArgs, ScoreArgs, TokenizeArgs};
+use clipdraw::cli::{
+    Cli, Command, DrawConfig, InfoArgs, RenderArgs, Representation, ScoreArgs, TokenizeArgs,
+};
 use clipdraw::device;
 use clipdraw::model::ClipModel;
-use clipdraw::optimize::{self, Control, Ending, Targets};
+use clipdraw::optimize::{self, Control, Drawing, Ending, PixelImage, Targets};
 use clipdraw::output::{self, OutputPaths};
 use clipdraw::scene::{Canvas, Scene};
 use clipdraw::tokenizer::Tokenizer;
@@ -48,7 +50,9 @@ fn main() {
                 let mut parts = text
                     .lines()
                     .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more"))
+                    .filter(|l| {
+                        !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more")
+                    })
                     .map(|l| l.strip_prefix("error: ").unwrap_or(l).to_string());
                 let first = parts.next().unwrap_or_default();
                 let tips: Vec<String> = parts.filter(|l| l.starts_with("tip:")).collect();
@@ -197,12 +201,13 @@ fn install_interrupt_handler() -> Arc<AtomicUsize> {
 fn draw(cfg: DrawConfig) -> Result<i32> {
     // Installed first: a Ctrl-C while the model loads still saves a drawing.
     let hits = install_interrupt_handler();
+    let strokes = cfg.representation == Representation::Strokes;
     let stem = cfg
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(output::stem_from_prompt(&cfg.prompt, cfg.settings.seed)));
     let paths = OutputPaths::from_stem(&stem);
-    paths.check_writable(cfg.force)?;
+    paths.check_writable(strokes, cfg.force)?;
     let resolved = device::resolve(cfg.device)?;
     let dev = resolved.device;
     let path = model_path(cfg.model.clone())?;
@@ -219,7 +224,6 @@ fn draw(cfg: DrawConfig) -> Result<i32> {
     }
     let targets = Targets::new(&model, &cfg.prompt, &cfg.negatives)?;
     let size = model.info().image_size;
-    let mut scene = Scene::random(1, cfg.strokes, Canvas { width: size, height: size }, cfg.settings.seed, dev)?;
 
     let bar = if cfg.quiet || !std::io::stdout().is_terminal() {
         indicatif::ProgressBar::hidden()
@@ -234,8 +238,7 @@ fn draw(cfg: DrawConfig) -> Result<i32> {
         );
         b
     };
-    let started = Instant::now();
-    let outcome = optimize::optimize(&model, &mut scene, &targets, &cfg.settings, |step| {
+    let on_step = |step: &optimize::Step| {
         bar.set_position(step.iter as u64);
         bar.set_message(format!("{:.4}", step.score));
         if hits.load(Ordering::SeqCst) > 0 {
@@ -243,18 +246,32 @@ fn draw(cfg: DrawConfig) -> Result<i32> {
         } else {
             Control::Continue
         }
-    })?;
+    };
+    let started = Instant::now();
+    let seed = cfg.settings.seed;
+    let (outcome, image, scene) = if strokes {
+        let canvas = Canvas { width: size, height: size };
+        let mut scene = Scene::random(1, cfg.strokes, canvas, seed, dev)?;
+        let outcome = optimize::optimize(&model, &mut scene, &targets, &cfg.settings, on_step)?;
+        let image = tch::no_grad(|| raster::rasterize(&scene))?;
+        (outcome, image, Some(scene))
+    } else {
+        let mut pixels = PixelImage::random(size, size, seed, dev)?;
+        let outcome = optimize::optimize(&model, &mut pixels, &targets, &cfg.settings, on_step)?;
+        let image = tch::no_grad(|| pixels.render())?;
+        (outcome, image, None)
+    };
     bar.finish_and_clear();
 
-    let image = tch::no_grad(|| raster::rasterize(&scene))?;
-    let final_score = optimize::score(&model, &image, &targets.prompt, FINAL_SCORE_AUGS, cfg.settings.seed)?;
+    let final_score = optimize::score(&model, &image, &targets.prompt, FINAL_SCORE_AUGS, seed)?;
     let provenance = serde_json::json!({
         "tool": "clipdraw",
         "version": env!("CARGO_PKG_VERSION"),
         "prompt": cfg.prompt,
         "negative_prompts": cfg.negatives,
-        "seed": cfg.settings.seed,
-        "strokes": cfg.strokes,
+        "seed": seed,
+        "representation": cfg.representation,
+        "strokes": if strokes { Some(cfg.strokes) } else { None },
         "settings": cfg.settings,
         "model": {
             "architecture": model.info().architecture,
@@ -267,8 +284,15 @@ fn draw(cfg: DrawConfig) -> Result<i32> {
         "final_score": final_score,
         "final_score_augmentations": FINAL_SCORE_AUGS,
     });
-    let svg_text = svg::to_svg(&scene, Some(&output::xml_escape(&serde_json::to_string(&provenance)?)))?;
-    let png = output::svg_to_png(&svg_text, cfg.png_size)?;
+    let (svg_text, png) = match &scene {
+        Some(scene) => {
+            let meta = output::xml_escape(&serde_json::to_string(&provenance)?);
+            let svg_text = svg::to_svg(scene, Some(&meta))?;
+            let png = output::svg_to_png(&svg_text, cfg.png_size)?;
+            (Some(svg_text), png)
+        }
+        None => (None, output::tensor_to_png(&image)?),
+    };
     let per_iter = optimize::per_iter(&outcome.timings, outcome.iters_done);
     let mut sidecar = provenance.clone();
     sidecar["device"] = serde_json::json!(format!("{dev:?}"));
@@ -276,33 +300,43 @@ fn draw(cfg: DrawConfig) -> Result<i32> {
         "wall_s": started.elapsed().as_secs_f64(),
         "per_iteration": per_iter,
     });
-    sidecar["outputs"] = serde_json::to_value(&paths)?;
-    output::write_atomic(&paths.svg, svg_text.as_bytes(), cfg.force)?;
+    let written: Vec<&Path> = paths.written(strokes);
+    sidecar["outputs"] = serde_json::json!(written);
+    if let Some(svg_text) = &svg_text {
+        output::write_atomic(&paths.svg, svg_text.as_bytes(), cfg.force)?;
+    }
     output::write_atomic(&paths.png, &png, cfg.force)?;
-    output::write_atomic(&paths.json, serde_json::to_string_pretty(&sidecar)?.as_bytes(), cfg.force)?;
+    output::write_atomic(
+        &paths.json,
+        serde_json::to_string_pretty(&sidecar)?.as_bytes(),
+        cfg.force,
+    )?;
 
     if cfg.json {
         let summary = serde_json::json!({
-            "svg": paths.svg, "png": paths.png, "json": paths.json,
-            "final_score": final_score, "seed": cfg.settings.seed,
+            "svg": svg_text.as_ref().map(|_| &paths.svg), "png": paths.png, "json": paths.json,
+            "final_score": final_score, "seed": seed,
             "iterations_done": outcome.iters_done, "ending": outcome.ending,
             "timings": sidecar["timings"],
         });
         println!("{}", serde_json::to_string(&summary)?);
     } else {
-        for p in paths.all() {
+        for p in &written {
             println!("{}", p.display());
         }
     }
     match outcome.ending {
         Ending::Finished => Ok(0),
         Ending::Interrupted => {
-            eprintln!("clipdraw: interrupted after {} iterations; the drawing so far is saved", outcome.iters_done);
+            eprintln!(
+                "clipdraw: interrupted after {} iterations; the drawing so far is saved",
+                outcome.iters_done
+            );
             Ok(EXIT_INTERRUPTED)
         }
         Ending::NonFinite => {
             eprintln!(
-                "clipdraw: error: the loss or a stroke parameter became NaN or infinite at iteration {}; \
+                "clipdraw: error: the loss or a parameter became NaN or infinite at iteration {}; \
                  saved the last finite drawing (try lower learning rates)",
                 outcome.iters_done + 1
             );

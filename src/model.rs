@@ -163,10 +163,8 @@ impl ClipModel {
             .to_kind(Kind::Float)
             .view([1, 3, 1, 1])
             .to_device(device);
-        let std = Tensor::from_slice(&info.std)
-            .to_kind(Kind::Float)
-            .view([1, 3, 1, 1])
-            .to_device(device);
+        let std =
+            Tensor::from_slice(&info.std).to_kind(Kind::Float).view([1, 3, 1, 1]).to_device(device);
         let model = Self { module, info, tokenizer, device, mean, std };
         model.probe()?;
         Ok(model)
@@ -178,7 +176,9 @@ impl ClipModel {
         let (s, c, e) = (self.info.image_size, self.info.context_length, self.info.embed_dim);
         let x = Tensor::zeros([1, 3, s, s], (Kind::Float, self.device));
         let out = self.call("encode_image", &x).map_err(|err| {
-            anyhow!("encode_image does not accept (1, 3, {s}, {s}) images as the metadata says: {err}")
+            anyhow!(
+                "encode_image does not accept (1, 3, {s}, {s}) images as the metadata says: {err}"
+            )
         })?;
         if out.size() != [1, e] {
             bail!(
@@ -271,7 +271,8 @@ impl ClipModel {
         for p in prompts {
             ids.extend(self.tokenize(p).ids);
         }
-        let tokens = Tensor::from_slice(&ids).view([prompts.len() as i64, c]).to_device(self.device);
+        let tokens =
+            Tensor::from_slice(&ids).view([prompts.len() as i64, c]).to_device(self.device);
         let _guard = tch::no_grad_guard();
         let feats = self.encode_text(&tokens)?;
         Ok(unit(&feats)?)
@@ -315,7 +316,11 @@ fn read_tokenizer(module: &CModule) -> Result<Tokenizer> {
         bail!("bpe_merges_gz() returned {value:?}, expected a uint8 tensor");
     };
     if t.kind() != Kind::Uint8 || t.dim() != 1 {
-        bail!("bpe_merges_gz() returned a {:?} tensor of shape {:?}, expected 1-D uint8", t.kind(), t.size());
+        bail!(
+            "bpe_merges_gz() returned a {:?} tensor of shape {:?}, expected 1-D uint8",
+            t.kind(),
+            t.size()
+        );
     }
     let t = t.to_device(Device::Cpu);
     let n = t.numel();

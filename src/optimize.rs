@@ -157,31 +157,149 @@ impl Targets {
 /// Renders `scene` as the model sees it: (N·max(D,1), 3, S, S), CLIP-normalised.
 fn model_batch(model: &ClipModel, raster: &Tensor, augs: &[Augmentation]) -> Result<Tensor> {
     let size = model.info().image_size;
-    let batch = if augs.is_empty() { augment::resize(raster, size)? } else { augment::apply(raster, augs, size)? };
+    let batch = if augs.is_empty() {
+        augment::resize(raster, size)?
+    } else {
+        augment::apply(raster, augs, size)?
+    };
     model.normalize(&batch)
 }
 
-/// Optimises `scene` in place; calls `on_step` after every iteration.
+/// What the loop optimises: strokes (CLIPDraw) or raw pixels (the paper's baseline).
+pub trait Drawing {
+    /// (height, width) of the rendered image, in pixels.
+    fn size(&self) -> (i64, i64);
+    /// The image CLIP judges: (1, 3, H, W) in [0, 1], differentiable.
+    fn render(&self) -> Result<Tensor>;
+    /// The trainable tensors with their learning rates at 0-based iteration `t`.
+    fn params_mut(&mut self, settings: &Settings, t: u32) -> Vec<(&mut Tensor, f64)>;
+    /// Projects parameters back into their valid range (no grad).
+    fn clamp_(&mut self, settings: &Settings) -> Result<()>;
+    fn set_requires_grad(&mut self, on: bool);
+    /// Values that share no storage or graph with the live parameters.
+    fn snapshot(&self) -> Result<Self>
+    where
+        Self: Sized;
+    fn all_finite(&self) -> Result<bool>;
+}
+
+fn finite(t: &Tensor) -> Result<bool> {
+    Ok(t.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0)
+}
+
+impl Drawing for Scene {
+    fn size(&self) -> (i64, i64) {
+        (self.canvas.height, self.canvas.width)
+    }
+
+    fn render(&self) -> Result<Tensor> {
+        raster::rasterize(self)
+    }
+
+    fn params_mut(&mut self, settings: &Settings, t: u32) -> Vec<(&mut Tensor, f64)> {
+        vec![
+            (&mut self.points, settings.lr_points_at(t)),
+            (&mut self.widths, settings.lr_width),
+            (&mut self.colors, settings.lr_color),
+        ]
+    }
+
+    fn clamp_(&mut self, settings: &Settings) -> Result<()> {
+        Scene::clamp_(self, settings.min_width_px, settings.max_width_px)
+    }
+
+    fn set_requires_grad(&mut self, on: bool) {
+        Scene::set_requires_grad(self, on)
+    }
+
+    fn snapshot(&self) -> Result<Self> {
+        Ok(Scene {
+            canvas: self.canvas,
+            points: self.points.detach().copy(),
+            segments: self.segments.detach().copy(),
+            widths: self.widths.detach().copy(),
+            colors: self.colors.detach().copy(),
+        })
+    }
+
+    fn all_finite(&self) -> Result<bool> {
+        Ok(finite(&self.points)? && finite(&self.widths)? && finite(&self.colors)?)
+    }
+}
+
+/// The paper's pixel baseline: an RGB image parameterised as sigmoid(logits).
+pub struct PixelImage {
+    /// (1, 3, H, W) float, unbounded.
+    pub logits: Tensor,
+}
+
+/// Adam learning rate of the pixel baseline (the authors' code).
+pub const LR_PIXELS: f64 = 0.01;
+
+impl PixelImage {
+    /// Logits N(0, 1) from `seed` (drawn on the CPU, so every device agrees).
+    pub fn random(height: i64, width: i64, seed: u64, device: tch::Device) -> Result<Self> {
+        use rand::Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n = (3 * height * width) as usize;
+        // Box–Muller: rand 0.8 has no normal distribution without rand_distr.
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                let (u1, u2): (f64, f64) = (rng.gen_range(f64::EPSILON..1.0), rng.gen());
+                ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+            })
+            .collect();
+        let logits = Tensor::from_slice(&v).f_view([1, 3, height, width])?.f_to_device(device)?;
+        Ok(Self { logits })
+    }
+}
+
+impl Drawing for PixelImage {
+    fn size(&self) -> (i64, i64) {
+        let s = self.logits.size();
+        (s[2], s[3])
+    }
+
+    fn render(&self) -> Result<Tensor> {
+        Ok(self.logits.f_sigmoid()?)
+    }
+
+    fn params_mut(&mut self, _settings: &Settings, _t: u32) -> Vec<(&mut Tensor, f64)> {
+        vec![(&mut self.logits, LR_PIXELS)]
+    }
+
+    fn clamp_(&mut self, _settings: &Settings) -> Result<()> {
+        Ok(())
+    }
+
+    fn set_requires_grad(&mut self, on: bool) {
+        self.logits = self.logits.detach().set_requires_grad(on);
+    }
+
+    fn snapshot(&self) -> Result<Self> {
+        Ok(Self { logits: self.logits.detach().copy() })
+    }
+
+    fn all_finite(&self) -> Result<bool> {
+        finite(&self.logits)
+    }
+}
+
+/// Optimises `drawing` in place; calls `on_step` after every iteration.
 ///
-/// Only N = 1 is supported by the loss today; the scene API already batches.
-pub fn optimize(
+/// One drawing at a time: the loss takes a (1, 3, H, W) render.
+pub fn optimize<D: Drawing>(
     model: &ClipModel,
-    scene: &mut Scene,
+    drawing: &mut D,
     targets: &Targets,
     settings: &Settings,
     mut on_step: impl FnMut(&Step) -> Control,
 ) -> Result<Outcome> {
-    if scene.num_drawings() != 1 {
-        bail!("optimize takes one drawing at a time, got {}", scene.num_drawings());
-    }
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0x5eed_a065);
-    let (height, width) = (scene.canvas.height, scene.canvas.width);
-    scene.set_requires_grad(true);
-    let mut slots = [
-        AdamSlot::new(&scene.points),
-        AdamSlot::new(&scene.widths),
-        AdamSlot::new(&scene.colors),
-    ];
+    let (height, width) = drawing.size();
+    drawing.set_requires_grad(true);
+    let mut slots: Vec<AdamSlot> =
+        drawing.params_mut(settings, 0).into_iter().map(|(p, _)| AdamSlot::new(p)).collect();
     let mut timings = Timings::default();
     let mut last_score = f64::NAN;
     let start = Instant::now();
@@ -191,16 +309,24 @@ pub fn optimize(
             let _ = t.sum(Kind::Float).double_value(&[]);
         }
     };
+    let finish = |drawing: &mut D, iters_done, last_score, ending, mut timings: Timings| {
+        drawing.set_requires_grad(false);
+        timings.total_s = start.elapsed().as_secs_f64();
+        Ok(Outcome { iters_done, last_score, ending, timings })
+    };
     for t in 1..=settings.iters {
-        let backup = detached_copy(scene)?;
+        let backup = drawing.snapshot()?;
         let t0 = Instant::now();
-        let raster = raster::rasterize(scene)?; // (1, 3, H, W)
-        sync(&raster);
+        let image = drawing.render()?; // (1, 3, H, W)
+        let (n, _, _, _) = image.size4()?;
+        if n != 1 {
+            bail!("optimize takes one drawing at a time, got {n}");
+        }
+        sync(&image);
         let t1 = Instant::now();
-        let augs: Vec<Augmentation> = (0..settings.augs)
-            .map(|_| Augmentation::random(&mut rng, height, width))
-            .collect();
-        let batch = model_batch(model, &raster, &augs)?;
+        let augs: Vec<Augmentation> =
+            (0..settings.augs).map(|_| Augmentation::random(&mut rng, height, width)).collect();
+        let batch = model_batch(model, &image, &augs)?;
         sync(&batch);
         let t2 = Instant::now();
         let feats = unit(&model.encode_image(&batch)?)?; // (D, E)
@@ -215,47 +341,47 @@ pub fn optimize(
         let score = sims.mean(Kind::Float).double_value(&[]);
         let t3 = Instant::now();
         {
-            let lrs = [settings.lr_points_at(t - 1), settings.lr_width, settings.lr_color];
             let _guard = tch::no_grad_guard();
-            let params = [&mut scene.points, &mut scene.widths, &mut scene.colors];
-            for ((slot, p), lr) in slots.iter_mut().zip(params).zip(lrs) {
+            for (slot, (p, lr)) in slots.iter_mut().zip(drawing.params_mut(settings, t - 1)) {
                 slot.step(p, lr, t)?;
             }
-            scene.clamp_(settings.min_width_px, settings.max_width_px)?;
+            drawing.clamp_(settings)?;
         }
-        let finite = loss_v.is_finite() && all_finite(scene)?;
+        let ok = loss_v.is_finite() && drawing.all_finite()?;
         let t4 = Instant::now();
         timings.raster_s += (t1 - t0).as_secs_f64();
         timings.augment_s += (t2 - t1).as_secs_f64();
         timings.clip_s += (t3 - t2).as_secs_f64();
         timings.step_s += (t4 - t3).as_secs_f64();
-        if !finite {
-            *scene = backup;
-            timings.total_s = start.elapsed().as_secs_f64();
-            return Ok(Outcome { iters_done: t - 1, last_score, ending: Ending::NonFinite, timings });
+        if !ok {
+            *drawing = backup;
+            return finish(drawing, t - 1, last_score, Ending::NonFinite, timings);
         }
         last_score = score;
         if on_step(&Step { iter: t, score, loss: loss_v }) == Control::Stop {
-            timings.total_s = start.elapsed().as_secs_f64();
-            scene.set_requires_grad(false);
-            return Ok(Outcome { iters_done: t, last_score, ending: Ending::Interrupted, timings });
+            return finish(drawing, t, last_score, Ending::Interrupted, timings);
         }
     }
-    scene.set_requires_grad(false);
-    timings.total_s = start.elapsed().as_secs_f64();
-    Ok(Outcome { iters_done: settings.iters, last_score, ending: Ending::Finished, timings })
+    finish(drawing, settings.iters, last_score, Ending::Finished, timings)
 }
 
 /// The paper's metric: mean cosine similarity between `prompt` and `k` random
 /// augmentations of `images` ((1, 3, H, W) in [0, 1]).
-pub fn score(model: &ClipModel, images: &Tensor, prompt: &Tensor, k: u32, seed: u64) -> Result<f64> {
+pub fn score(
+    model: &ClipModel,
+    images: &Tensor,
+    prompt: &Tensor,
+    k: u32,
+    seed: u64,
+) -> Result<f64> {
     let (_, _, h, w) = images.size4()?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let augs: Vec<Augmentation> = (0..k).map(|_| Augmentation::random(&mut rng, h, w)).collect();
     let _guard = tch::no_grad_guard();
     let mut total = 0.0;
     // Chunks of 16 keep memory flat for large K.
-    for chunk in augs.chunks(16).map(|c| c.to_vec()).chain(if k == 0 { Some(vec![]) } else { None }) {
+    for chunk in augs.chunks(16).map(|c| c.to_vec()).chain(if k == 0 { Some(vec![]) } else { None })
+    {
         let batch = model_batch(model, images, &chunk)?;
         let feats = unit(&model.encode_image(&batch)?)?;
         total += feats.f_matmul(&prompt.f_transpose(0, 1)?)?.f_sum(Kind::Float)?.double_value(&[]);
@@ -273,26 +399,6 @@ pub fn per_iter(t: &Timings, iters: u32) -> Timings {
         clip_s: t.clip_s / n,
         step_s: t.step_s / n,
     }
-}
-
-/// A copy of the scene's values that shares no storage and no graph with it.
-fn detached_copy(scene: &Scene) -> Result<Scene> {
-    Ok(Scene {
-        canvas: scene.canvas.clone(),
-        points: scene.points.detach().copy(),
-        segments: scene.segments.detach().copy(),
-        widths: scene.widths.detach().copy(),
-        colors: scene.colors.detach().copy(),
-    })
-}
-
-fn all_finite(scene: &Scene) -> Result<bool> {
-    for t in [&scene.points, &scene.widths, &scene.colors] {
-        if t.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 #[cfg(test)]

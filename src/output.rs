@@ -31,14 +31,19 @@ impl OutputPaths {
         Self { svg: with("svg"), png: with("png"), json: with("json") }
     }
 
-    pub fn all(&self) -> [&Path; 3] {
-        [&self.svg, &self.png, &self.json]
+    /// The files a run writes: all three, or PNG and JSON when there is no SVG.
+    pub fn written(&self, with_svg: bool) -> Vec<&Path> {
+        let mut v: Vec<&Path> = vec![&self.svg, &self.png, &self.json];
+        if !with_svg {
+            v.remove(0);
+        }
+        v
     }
 
     /// Fails, before any work starts, if the directory is missing or read-only or a
     /// file exists and `force` is off.
-    pub fn check_writable(&self, force: bool) -> Result<()> {
-        for p in self.all() {
+    pub fn check_writable(&self, with_svg: bool, force: bool) -> Result<()> {
+        for p in self.written(with_svg) {
             check_target(p, force)?;
         }
         Ok(())
@@ -129,7 +134,11 @@ pub fn svg_to_png(svg: &str, size_px: u32) -> Result<Vec<u8>> {
     let (w, h) = ((s.width() * scale).round() as u32, (s.height() * scale).round() as u32);
     let mut pixmap = resvg::tiny_skia::Pixmap::new(w.max(1), h.max(1))
         .ok_or_else(|| anyhow!("cannot allocate a {w}×{h} image"))?;
-    resvg::render(&tree, resvg::tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
+    resvg::render(
+        &tree,
+        resvg::tiny_skia::Transform::from_scale(scale, scale),
+        &mut pixmap.as_mut(),
+    );
     pixmap.encode_png().map_err(|e| anyhow!("cannot encode PNG: {e}"))
 }
 
@@ -164,10 +173,12 @@ pub fn tensor_to_png(image: &Tensor) -> Result<Vec<u8>> {
 /// their own size.
 pub fn load_image(path: &Path) -> Result<Tensor> {
     let bytes = std::fs::read(path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
-    let is_svg = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("svg"))
-        || bytes.trim_ascii_start().starts_with(b"<");
+    let is_svg =
+        path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+            || bytes.trim_ascii_start().starts_with(b"<");
     let (w, h, rgba) = if is_svg {
-        let text = std::str::from_utf8(&bytes).map_err(|_| anyhow!("{} is not UTF-8 SVG text", path.display()))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| anyhow!("{} is not UTF-8 SVG text", path.display()))?;
         let tree = usvg::Tree::from_str(text, &usvg::Options::default())
             .map_err(|e| anyhow!("{} is not a valid SVG: {e}", path.display()))?;
         let s = tree.size().to_int_size();
@@ -193,7 +204,8 @@ pub fn load_image(path: &Path) -> Result<Tensor> {
             .pixels()
             .flat_map(|p| {
                 let [r, g, b, a] = p.0;
-                let over = |c: u8| ((c as u32 * a as u32 + 255 * (255 - a as u32) + 127) / 255) as u8;
+                let over =
+                    |c: u8| ((c as u32 * a as u32 + 255 * (255 - a as u32) + 127) / 255) as u8;
                 [over(r), over(g), over(b), 255]
             })
             .collect();
@@ -283,7 +295,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // A 2×1 PNG: opaque red, then fully transparent black.
         let mut pm = resvg::tiny_skia::Pixmap::new(2, 1).unwrap();
-        pm.pixels_mut()[0] = resvg::tiny_skia::PremultipliedColorU8::from_rgba(255, 0, 0, 255).unwrap();
+        pm.pixels_mut()[0] =
+            resvg::tiny_skia::PremultipliedColorU8::from_rgba(255, 0, 0, 255).unwrap();
         let p = dir.path().join("a.png");
         pm.save_png(&p).unwrap();
         let t = load_image(&p).unwrap();

@@ -115,17 +115,22 @@ struct HostScene {
 impl HostScene {
     fn read(scene: &Scene, n: i64, s: i64) -> Result<HostScene> {
         let host = |t: &Tensor| -> Result<Vec<f64>> {
-            let t = t.detach().f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?.f_flatten(0, -1)?;
+            let t =
+                t.detach().f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?.f_flatten(0, -1)?;
             Ok(Vec::<f64>::try_from(&t)?)
         };
         let points = host(&scene.points)?;
         let widths = host(&scene.widths)?;
-        let segments = Vec::<i64>::try_from(&scene.segments.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
+        let segments =
+            Vec::<i64>::try_from(&scene.segments.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
         let p = POINTS_PER_STROKE as usize;
         for (g, &nseg) in segments.iter().enumerate() {
             let (d, k) = (g as i64 / s.max(1), g as i64 % s.max(1));
             if !(1..=crate::scene::MAX_SEGMENTS).contains(&nseg) {
-                bail!("drawing {d} stroke {k} has {nseg} segments, expected 1..={}", crate::scene::MAX_SEGMENTS);
+                bail!(
+                    "drawing {d} stroke {k} has {nseg} segments, expected 1..={}",
+                    crate::scene::MAX_SEGMENTS
+                );
             }
             let used = &points[g * p * 2..(g * p + 3 * nseg as usize + 1) * 2];
             if let Some(v) = used.iter().find(|v| !v.is_finite()) {
@@ -136,7 +141,15 @@ impl HostScene {
                 bail!("drawing {d} stroke {k} has width {w} px, expected a finite value >= 0");
             }
         }
-        Ok(HostScene { n, s, width: scene.canvas.width, height: scene.canvas.height, points, segments, widths })
+        Ok(HostScene {
+            n,
+            s,
+            width: scene.canvas.width,
+            height: scene.canvas.height,
+            points,
+            segments,
+            widths,
+        })
     }
 }
 
@@ -180,7 +193,9 @@ fn bezier_weights(t: f64) -> [f64; 4] {
 /// Line pieces for one cubic so that no chord strays more than [`FLATNESS_PX`]:
 /// a chord over Δt deviates at most max|B''|·Δt²/8, and |B''| ≤ 6·max|Δ²P|.
 fn pieces_for(c: &[[f64; 2]; 4]) -> usize {
-    let dd = |a: [f64; 2], b: [f64; 2], c: [f64; 2]| (a[0] - 2.0 * b[0] + c[0]).hypot(a[1] - 2.0 * b[1] + c[1]);
+    let dd = |a: [f64; 2], b: [f64; 2], c: [f64; 2]| {
+        (a[0] - 2.0 * b[0] + c[0]).hypot(a[1] - 2.0 * b[1] + c[1])
+    };
     let m = dd(c[0], c[1], c[2]).max(dd(c[1], c[2], c[3]));
     let k = (0.75 * m / FLATNESS_PX).sqrt().ceil();
     if k.is_finite() {
@@ -331,7 +346,8 @@ impl Plan {
             touched.clear();
             for i in 0..npieces {
                 let ext_a = if i == 0 { 1.0 } else { join_extension(dirs[i - 1], dirs[i]) };
-                let ext_b = if i + 1 == npieces { 1.0 } else { join_extension(dirs[i], dirs[i + 1]) };
+                let ext_b =
+                    if i + 1 == npieces { 1.0 } else { join_extension(dirs[i], dirs[i + 1]) };
                 let ext = (ext_a * reach, ext_b * reach);
                 for_each_pixel_near(pos[i], pos[i + 1], ext, reach, w, ht, |x, y, d| {
                     plan.candidates += 1;
@@ -418,7 +434,11 @@ impl Plan {
 fn half_mass(z: &Tensor) -> Result<Tensor> {
     let (h1, h2) = ((FOOTPRINT_A - FOOTPRINT_B) / 2.0, FOOTPRINT_HALF);
     let z = z.f_clamp_max(h2)?;
-    let slope = z.f_sub_scalar(h1)?.f_relu()?.f_square()?.f_mul_scalar(1.0 / (2.0 * FOOTPRINT_A * FOOTPRINT_B))?;
+    let slope = z
+        .f_sub_scalar(h1)?
+        .f_relu()?
+        .f_square()?
+        .f_mul_scalar(1.0 / (2.0 * FOOTPRINT_A * FOOTPRINT_B))?;
     Ok(z.f_mul_scalar(1.0 / FOOTPRINT_A)?.f_sub(&slope)?)
 }
 
@@ -473,13 +493,16 @@ fn render(scene: &Scene, plan: &Plan, n: i64, s: i64) -> Result<Tensor> {
         let ctrl = pts.f_index_select(0, &ints(&plan.sample_ctrl)?)?.f_view([ns, 4, 2])?; // (Ns, 4, 2)
         let wts = floats(&plan.sample_weights)?.f_view([ns, 4, 1])?; // (Ns, 4, 1)
         let samples = ctrl.f_mul(&wts)?.f_sum_dim_intlist(1, false, kind)?; // (Ns, 2)
-        // Each row: a sample and the next, i.e. a piece's [A, B].
-        let pairs = Tensor::f_cat(&[samples.f_narrow(0, 0, ns - 1)?, samples.f_narrow(0, 1, ns - 1)?], 1)?; // (Ns−1, 4)
+                                                                            // Each row: a sample and the next, i.e. a piece's [A, B].
+        let pairs =
+            Tensor::f_cat(&[samples.f_narrow(0, 0, ns - 1)?, samples.f_narrow(0, 1, ns - 1)?], 1)?; // (Ns−1, 4)
         let ab = pairs.f_index_select(0, &ints(&plan.edge_sample)?)?; // (E, 4)
         let coef = floats(&plan.edge_coef)?.f_view([e, 4])?; // (E, 4)
-        let dist = floats(&plan.edge_cp)?.f_sub(&ab.f_mul(&coef)?.f_sum_dim_intlist(1, false, kind)?)?; // (E)
+        let dist =
+            floats(&plan.edge_cp)?.f_sub(&ab.f_mul(&coef)?.f_sum_dim_intlist(1, false, kind)?)?; // (E)
         let edge_stroke = ints(&plan.edge_stroke)?;
-        let half_w = scene.widths.f_reshape([n * s])?.f_mul_scalar(0.5)?.f_index_select(0, &edge_stroke)?; // (E)
+        let half_w =
+            scene.widths.f_reshape([n * s])?.f_mul_scalar(0.5)?.f_index_select(0, &edge_stroke)?; // (E)
         let edge_alpha = coverage(&half_w, &dist, plan.has_thin)?
             .f_clamp(0.0, 1.0)?
             .f_mul(&opacity.f_index_select(0, &edge_stroke)?)?; // (E)
@@ -494,12 +517,17 @@ fn render(scene: &Scene, plan: &Plan, n: i64, s: i64) -> Result<Tensor> {
     let above = cum_end.f_sub(&cum)?.f_exp()?.f_to_kind(kind)?; // (G)
     let rgb = colors.f_narrow(1, 0, 3)?.f_index_select(0, &frag_stroke)?; // (G, 3)
     let paint = rgb.f_mul(&alpha.f_mul(&above)?.f_unsqueeze(-1)?)?; // (G, 3)
-    let paint = Tensor::f_zeros([npix, 3], (kind, dev))?.f_index_add(0, &ints(&plan.frag_pixel)?, &paint)?; // (N·H·W, 3)
+    let paint = Tensor::f_zeros([npix, 3], (kind, dev))?.f_index_add(
+        0,
+        &ints(&plan.frag_pixel)?,
+        &paint,
+    )?; // (N·H·W, 3)
 
     // What is left of the white background: Π(1 − α) over the pixel's run.
     let run_start = ints(&plan.run_start)?;
     let before = cum.f_index_select(0, &run_start)?.f_sub(&log_t.f_index_select(0, &run_start)?)?; // (R)
-    let through = cum.f_index_select(0, &ints(&plan.run_end)?)?.f_sub(&before)?.f_exp()?.f_to_kind(kind)?; // (R)
+    let through =
+        cum.f_index_select(0, &ints(&plan.run_end)?)?.f_sub(&before)?.f_exp()?.f_to_kind(kind)?; // (R)
     let background = Tensor::f_ones([npix], (kind, dev))?.f_index_add(
         0,
         &ints(&plan.run_pixel)?,
@@ -590,14 +618,26 @@ mod tests {
     fn a_stroke_over_itself_is_not_darker_and_order_matters() {
         let c = Canvas::new(24, 24).unwrap();
         // Out along y = 12 and back: the stroke covers its band twice.
-        let cp = [[4.0, 12.0], [10.0, 12.0], [14.0, 12.0], [20.0, 12.0], [14.0, 12.0], [10.0, 12.0], [4.0, 12.0]];
+        let cp = [
+            [4.0, 12.0],
+            [10.0, 12.0],
+            [14.0, 12.0],
+            [20.0, 12.0],
+            [14.0, 12.0],
+            [10.0, 12.0],
+            [4.0, 12.0],
+        ];
         let half = scene_of(c, &[(&cp, 4.0, [0.0, 0.0, 0.0, 0.5])], Kind::Double);
         let img = pixels(&rasterize(&half).unwrap());
         assert!((img[12 * 24 + 12] - 0.5).abs() < 1e-6, "got {}", img[12 * 24 + 12]);
 
         let red = line(2.0, 12.0, 22.0, 12.0);
         let blue = line(12.0, 2.0, 12.0, 22.0);
-        let rb = scene_of(c, &[(&red, 6.0, [1.0, 0.0, 0.0, 1.0]), (&blue, 6.0, [0.0, 0.0, 1.0, 0.5])], Kind::Double);
+        let rb = scene_of(
+            c,
+            &[(&red, 6.0, [1.0, 0.0, 0.0, 1.0]), (&blue, 6.0, [0.0, 0.0, 1.0, 0.5])],
+            Kind::Double,
+        );
         let img = pixels(&rasterize(&rb).unwrap());
         let px = |ch: usize| img[ch * 576 + 12 * 24 + 12];
         // Blue at half opacity over opaque red.
@@ -681,7 +721,11 @@ mod tests {
         let c = Canvas::new(20, 16).unwrap();
         let mut worst = 0.0f64;
         for seed in 0..3u64 {
-            let base = if seed == 0 { Scene::random(1, 3, c, 11, Device::Cpu) } else { Scene::grown(1, 3, c, seed, Device::Cpu) };
+            let base = if seed == 0 {
+                Scene::random(1, 3, c, 11, Device::Cpu)
+            } else {
+                Scene::grown(1, 3, c, seed, Device::Cpu)
+            };
             let mut scene = base.unwrap().to_kind(Kind::Double).unwrap();
             if seed == 0 {
                 // Init strokes are 1 px; make one thin (0.6 px) and one 3 px.
@@ -694,7 +738,9 @@ mod tests {
             scene.set_requires_grad(true);
             let l = loss(&scene, &weights);
             l.backward();
-            for (name, param) in [("points", &scene.points), ("widths", &scene.widths), ("colors", &scene.colors)] {
+            for (name, param) in
+                [("points", &scene.points), ("widths", &scene.widths), ("colors", &scene.colors)]
+            {
                 let grad = pixels(&param.grad());
                 let flat = pixels(param);
                 let mut fd = vec![0.0; flat.len()];
@@ -706,17 +752,30 @@ mod tests {
                         let t = Tensor::from_slice(&v).view(param.size().as_slice());
                         let s2 = Scene {
                             canvas: c,
-                            points: if name == "points" { t.shallow_clone() } else { scene.points.detach() },
+                            points: if name == "points" {
+                                t.shallow_clone()
+                            } else {
+                                scene.points.detach()
+                            },
                             segments: scene.segments.shallow_clone(),
-                            widths: if name == "widths" { t.shallow_clone() } else { scene.widths.detach() },
-                            colors: if name == "colors" { t.shallow_clone() } else { scene.colors.detach() },
+                            widths: if name == "widths" {
+                                t.shallow_clone()
+                            } else {
+                                scene.widths.detach()
+                            },
+                            colors: if name == "colors" {
+                                t.shallow_clone()
+                            } else {
+                                scene.colors.detach()
+                            },
                         };
                         loss(&s2, &weights).double_value(&[])
                     };
                     fd[i] = (eval(eps) - eval(-eps)) / (2.0 * eps);
                 }
                 let norm = fd.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-9);
-                let err = grad.iter().zip(&fd).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt() / norm;
+                let err =
+                    grad.iter().zip(&fd).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt() / norm;
                 worst = worst.max(err);
                 assert!(err < 1e-4, "seed {seed}: {name} gradient off by {err:.2e} (relative L2)");
             }

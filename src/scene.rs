@@ -34,7 +34,11 @@ impl Canvas {
 
     pub fn validate(&self) -> Result<()> {
         if !(1..=16384).contains(&self.width) || !(1..=16384).contains(&self.height) {
-            bail!("canvas is {}x{} pixels, expected each side in 1..=16384", self.width, self.height);
+            bail!(
+                "canvas is {}x{} pixels, expected each side in 1..=16384",
+                self.width,
+                self.height
+            );
         }
         Ok(())
     }
@@ -70,7 +74,13 @@ impl Scene {
     /// `points` (N, S, 10, 2) float, `segments` (N, S) int64, `widths` (N, S) float,
     /// `colors` (N, S, 4) float, all on one device; float tensors share one dtype
     /// (Float normally; Double is accepted for gradient checks).
-    pub fn new(canvas: Canvas, points: Tensor, segments: Tensor, widths: Tensor, colors: Tensor) -> Result<Scene> {
+    pub fn new(
+        canvas: Canvas,
+        points: Tensor,
+        segments: Tensor,
+        widths: Tensor,
+        colors: Tensor,
+    ) -> Result<Scene> {
         let scene = Scene { canvas, points, segments, widths, colors };
         scene.check()?;
         Ok(scene)
@@ -81,7 +91,9 @@ impl Scene {
         self.canvas.validate()?;
         let (n, s) = match self.points.size().as_slice() {
             &[n, s, p, 2] if p == POINTS_PER_STROKE => (n, s),
-            other => bail!("scene points have shape {other:?}, expected [N, S, {POINTS_PER_STROKE}, 2]"),
+            other => {
+                bail!("scene points have shape {other:?}, expected [N, S, {POINTS_PER_STROKE}, 2]")
+            }
         };
         let shapes = [
             ("segments", self.segments.size(), vec![n, s]),
@@ -106,7 +118,9 @@ impl Scene {
             bail!("scene segments have dtype {:?}, expected Int64", self.segments.kind());
         }
         let device = self.points.device();
-        for (name, t) in [("segments", &self.segments), ("widths", &self.widths), ("colors", &self.colors)] {
+        for (name, t) in
+            [("segments", &self.segments), ("widths", &self.widths), ("colors", &self.colors)]
+        {
             if t.device() != device {
                 bail!("scene {name} are on {:?}, but points are on {device:?}", t.device());
             }
@@ -121,7 +135,13 @@ impl Scene {
     /// Random numbers come from `ChaCha8Rng::seed_from_u64(seed)` on the CPU, drawn
     /// drawing by drawing, stroke by stroke (segments, p0, the next points, colour),
     /// so a seed gives the same scene on every device.
-    pub fn random(drawings: i64, strokes: i64, canvas: Canvas, seed: u64, device: Device) -> Result<Scene> {
+    pub fn random(
+        drawings: i64,
+        strokes: i64,
+        canvas: Canvas,
+        seed: u64,
+        device: Device,
+    ) -> Result<Scene> {
         let spec = InitSpec { step: 0.1, width_px: (1.0, 1.0) };
         Self::random_with(drawings, strokes, canvas, seed, device, &spec)
     }
@@ -129,7 +149,13 @@ impl Scene {
     /// A drawing as it looks after optimisation, for benchmarks: like
     /// [`Scene::random`], but each next control point moves up to ±0.15·canvas per
     /// axis and widths are uniform in 10–30 px.
-    pub fn grown(drawings: i64, strokes: i64, canvas: Canvas, seed: u64, device: Device) -> Result<Scene> {
+    pub fn grown(
+        drawings: i64,
+        strokes: i64,
+        canvas: Canvas,
+        seed: u64,
+        device: Device,
+    ) -> Result<Scene> {
         let spec = InitSpec { step: 0.3, width_px: (10.0, 30.0) };
         Self::random_with(drawings, strokes, canvas, seed, device, &spec)
     }
@@ -188,7 +214,11 @@ impl Scene {
     /// In place and outside autograd: widths to [`min_width`, `max_width`] px,
     /// colours (RGB and alpha) to [0, 1].
     pub fn clamp_(&mut self, min_width: f64, max_width: f64) -> Result<()> {
-        if !(min_width.is_finite() && max_width.is_finite() && 0.0 <= min_width && min_width <= max_width) {
+        if !(min_width.is_finite()
+            && max_width.is_finite()
+            && 0.0 <= min_width
+            && min_width <= max_width)
+        {
             bail!("width clamp range [{min_width}, {max_width}] px is invalid: expected 0 <= min <= max, both finite");
         }
         let _guard = tch::no_grad_guard();
@@ -211,8 +241,15 @@ impl Scene {
         if !(0..n).contains(&drawing) {
             bail!("drawing {drawing} does not exist: the scene has {n} drawings (0..{n})");
         }
-        let one = |t: &Tensor| -> Result<Tensor> { Ok(t.f_narrow(0, drawing, 1)?.f_detach_copy()?) };
-        Scene::new(self.canvas, one(&self.points)?, one(&self.segments)?, one(&self.widths)?, one(&self.colors)?)
+        let one =
+            |t: &Tensor| -> Result<Tensor> { Ok(t.f_narrow(0, drawing, 1)?.f_detach_copy()?) };
+        Scene::new(
+            self.canvas,
+            one(&self.points)?,
+            one(&self.segments)?,
+            one(&self.widths)?,
+            one(&self.colors)?,
+        )
     }
 
     pub fn num_drawings(&self) -> i64 {
@@ -230,13 +267,25 @@ impl Scene {
     /// A detached copy on `device` (for example the CPU, to write it out).
     pub fn to_device(&self, device: Device) -> Result<Scene> {
         let mv = |t: &Tensor| -> Result<Tensor> { Ok(t.f_to_device(device)?.f_detach_copy()?) };
-        Scene::new(self.canvas, mv(&self.points)?, mv(&self.segments)?, mv(&self.widths)?, mv(&self.colors)?)
+        Scene::new(
+            self.canvas,
+            mv(&self.points)?,
+            mv(&self.segments)?,
+            mv(&self.widths)?,
+            mv(&self.colors)?,
+        )
     }
 
     /// The scene in `kind` (Float or Double), detached; for gradient checks in f64.
     pub fn to_kind(&self, kind: Kind) -> Result<Scene> {
         let cv = |t: &Tensor| -> Result<Tensor> { Ok(t.f_to_kind(kind)?.f_detach_copy()?) };
-        Scene::new(self.canvas, cv(&self.points)?, self.segments.f_detach_copy()?, cv(&self.widths)?, cv(&self.colors)?)
+        Scene::new(
+            self.canvas,
+            cv(&self.points)?,
+            self.segments.f_detach_copy()?,
+            cv(&self.widths)?,
+            cv(&self.colors)?,
+        )
     }
 }
 
@@ -278,7 +327,11 @@ mod tests {
                 assert!((p[2 * k + 1] - p[2 * k - 1]).abs() <= 0.05 * 160.0 + 1e-3);
             }
             for k in used + 1..10 {
-                assert_eq!(&p[2 * k..2 * k + 2], &p[2 * used..2 * used + 2], "trailing points repeat the last");
+                assert_eq!(
+                    &p[2 * k..2 * k + 2],
+                    &p[2 * used..2 * used + 2],
+                    "trailing points repeat the last"
+                );
             }
         }
     }
@@ -293,7 +346,9 @@ mod tests {
     fn clamp_limits_widths_and_colours() {
         let mut s = Scene::random(1, 3, Canvas::new(32, 32).unwrap(), 0, Device::Cpu).unwrap();
         s.widths = Tensor::from_slice(&[-1.0f32, 20.0, 80.0]).view([1, 3]);
-        s.colors = Tensor::from_slice(&[-0.5f32, 0.5, 1.5, 2.0, 0.1, 0.2, 0.3, 0.4, 0., 0., 0., 0.]).view([1, 3, 4]);
+        s.colors =
+            Tensor::from_slice(&[-0.5f32, 0.5, 1.5, 2.0, 0.1, 0.2, 0.3, 0.4, 0., 0., 0., 0.])
+                .view([1, 3, 4]);
         s.set_requires_grad(true);
         s.clamp_(1.0, 50.0).unwrap();
         assert_eq!(vec_f32(&s.widths), vec![1.0, 20.0, 50.0]);

@@ -49,7 +49,8 @@ pub fn to_svg(scene: &Scene, metadata: Option<&str>) -> Result<String> {
     let points = host(&scene.points)?; // (S·P·2)
     let widths = host(&scene.widths)?; // (S)
     let colors = host(&scene.colors)?; // (S·4)
-    let segments = Vec::<i64>::try_from(&scene.segments.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?; // (S)
+    let segments =
+        Vec::<i64>::try_from(&scene.segments.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?; // (S)
 
     let (w, h) = (scene.canvas.width, scene.canvas.height);
     let mut out = String::with_capacity(200 + 220 * s as usize);
@@ -106,7 +107,8 @@ struct Stroke {
 /// was). Fills, gradients, images and text are ignored; caps and joins are always
 /// drawn round. The canvas is the document's size, rounded up to whole pixels.
 pub fn from_svg(text: &str, device: Device) -> Result<Scene> {
-    let tree = usvg::Tree::from_str(text, &usvg::Options::default()).map_err(|e| anyhow!("not a readable SVG document: {e}"))?;
+    let tree = usvg::Tree::from_str(text, &usvg::Options::default())
+        .map_err(|e| anyhow!("not a readable SVG document: {e}"))?;
     let size = tree.size();
     let canvas = Canvas::new(size.width().ceil() as i64, size.height().ceil() as i64)?;
     let mut strokes = Vec::new();
@@ -114,7 +116,9 @@ pub fn from_svg(text: &str, device: Device) -> Result<Scene> {
     collect(tree.root(), 1.0, &mut strokes, &mut skipped);
     if strokes.is_empty() {
         let why = if skipped > 0 {
-            format!(" ({skipped} stroked paths use gradients or patterns, which clipdraw cannot read)")
+            format!(
+                " ({skipped} stroked paths use gradients or patterns, which clipdraw cannot read)"
+            )
         } else {
             String::new()
         };
@@ -222,7 +226,9 @@ fn split_into_strokes(
             PathSegment::QuadTo(q, p) => {
                 let (q, b) = (map(q), map(p));
                 // Degree elevation: the cubic's handles sit 2/3 of the way to q.
-                let lerp = |a: [f32; 2], c: [f32; 2]| [a[0] + 2.0 / 3.0 * (c[0] - a[0]), a[1] + 2.0 / 3.0 * (c[1] - a[1])];
+                let lerp = |a: [f32; 2], c: [f32; 2]| {
+                    [a[0] + 2.0 / 3.0 * (c[0] - a[0]), a[1] + 2.0 / 3.0 * (c[1] - a[1])]
+                };
                 cubics.push([lerp(current, q), lerp(b, q), b]);
                 current = b;
             }
@@ -266,9 +272,16 @@ mod tests {
         let canvas = Canvas::new(64, 48).unwrap();
         let scene = Scene::grown(1, 12, canvas, 3, Device::Cpu).unwrap();
         let text = to_svg(&scene, Some("<prompt>a cat &amp; a dog</prompt>")).unwrap();
-        assert!(text.contains("viewBox=\"0 0 64 48\"") && text.contains("<metadata><prompt>a cat &amp; a dog"));
+        assert!(
+            text.contains("viewBox=\"0 0 64 48\"")
+                && text.contains("<metadata><prompt>a cat &amp; a dog")
+        );
         assert_eq!(text.matches("<path ").count(), 12);
-        assert_eq!(text, to_svg(&scene, Some("<prompt>a cat &amp; a dog</prompt>")).unwrap(), "not deterministic");
+        assert_eq!(
+            text,
+            to_svg(&scene, Some("<prompt>a cat &amp; a dog</prompt>")).unwrap(),
+            "not deterministic"
+        );
 
         let back = from_svg(&text, Device::Cpu).unwrap();
         assert_eq!(back.canvas, canvas);

@@ -35,7 +35,8 @@ fn tiny() -> String {
 
 /// A quick drawing with the tiny fixture model.
 fn quick<'a>(model: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["a red star", "--model", model, "--strokes", "12", "--iters", "3", "--augs", "2"];
+    let mut v =
+        vec!["a red star", "--model", model, "--strokes", "12", "--iters", "3", "--augs", "2"];
     v.extend(extra);
     v
 }
@@ -98,7 +99,8 @@ fn draw_writes_svg_png_and_json() {
     assert_eq!((png.width(), png.height()), (128, 128));
 
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("cat.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("cat.json")).unwrap())
+            .unwrap();
     assert_eq!(json["prompt"], "a red star");
     assert_eq!(json["seed"], 0);
     assert_eq!(json["settings"]["iters"], 3);
@@ -223,18 +225,34 @@ fn ctrl_c_saves_the_drawing_marked_interrupted_and_exits_130() {
     let m = tiny();
     let child = clipdraw()
         .current_dir(dir.path())
-        .args(["a red star", "--model", &m, "--strokes", "8", "--iters", "100000", "--augs", "1", "-o", "int"])
+        .args([
+            "a red star",
+            "--model",
+            &m,
+            "--strokes",
+            "8",
+            "--iters",
+            "100000",
+            "--augs",
+            "1",
+            "-o",
+            "int",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(2500));
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("int.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("int.json")).unwrap())
+            .unwrap();
     assert_eq!(json["interrupted"], true);
     let svg = std::fs::read_to_string(dir.path().join("int.svg")).unwrap();
     assert!(svg.contains("\"interrupted\":true"));
@@ -249,7 +267,8 @@ fn score_reads_png_and_svg_and_agrees_between_them() {
     assert!(o.status.success(), "{}", stderr(&o));
     let mut scores = Vec::new();
     for file in ["d.svg", "d.png"] {
-        let o = run(dir.path(), &["score", file, "a red star", "--model", &m, "--augs", "8", "--json"]);
+        let o =
+            run(dir.path(), &["score", file, "a red star", "--model", &m, "--augs", "8", "--json"]);
         assert!(o.status.success(), "{}", stderr(&o));
         let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
         assert_eq!(v["augmentations"], 8);
@@ -265,4 +284,35 @@ fn score_reads_png_and_svg_and_agrees_between_them() {
     assert_clean_error(&o, "bad.png");
     let o = run(dir.path(), &["score", "d.png", " ", "--model", &m]);
     assert_clean_error(&o, "prompt is empty");
+}
+
+#[test]
+fn pixel_baseline_writes_png_and_json_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = tiny();
+    let args = [
+        "a red star",
+        "--model",
+        &m,
+        "--iters",
+        "3",
+        "--augs",
+        "0",
+        "--representation",
+        "pixels",
+        "-o",
+        "px",
+    ];
+    let o = run(dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed: Vec<String> = stdout(&o).lines().map(|l| l.trim().to_string()).collect();
+    assert_eq!(printed, ["px.png", "px.json"]);
+    assert!(!dir.path().join("px.svg").exists());
+    let png = resvg::tiny_skia::Pixmap::load_png(dir.path().join("px.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (224, 224));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("px.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["representation"], "pixels");
+    assert_eq!(json["settings"]["augs"], 0);
 }

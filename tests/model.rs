@@ -37,7 +37,9 @@ fn fixture_images(b: i64, s: i64) -> Tensor {
         for c in 0..3 {
             for i in 0..s {
                 for j in 0..s {
-                    let x = (0.05 * (i + 1) as f64 * (c + 1) as f64 + 0.07 * (j + 1) as f64 * (bi + 1) as f64).sin();
+                    let x = (0.05 * (i + 1) as f64 * (c + 1) as f64
+                        + 0.07 * (j + 1) as f64 * (bi + 1) as f64)
+                        .sin();
                     v.push(x as f32);
                 }
             }
@@ -62,8 +64,12 @@ fn embeddings_match_python() {
     let exp = expected();
     // Tokens: the Rust tokenizer (reading the merges inside the file) gives
     // open_clip's ids for the same prompts.
-    let prompts: Vec<String> =
-        exp["prompts"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
+    let prompts: Vec<String> = exp["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
     let want_tokens = matrix(&exp["tokens"]);
     for (p, want) in prompts.iter().zip(&want_tokens) {
         let got: Vec<f64> = m.tokenize(p).ids.iter().map(|&i| i as f64).collect();
@@ -94,7 +100,8 @@ fn parameters_are_frozen_and_gradients_reach_the_input() {
 #[test]
 fn wrong_shapes_are_refused_with_the_shape_named() {
     let m = ClipModel::load(&common::fixture("tiny.pt"), Device::Cpu).unwrap();
-    let err = m.encode_image(&Tensor::zeros([1, 3, 100, 100], (Kind::Float, Device::Cpu))).unwrap_err();
+    let err =
+        m.encode_image(&Tensor::zeros([1, 3, 100, 100], (Kind::Float, Device::Cpu))).unwrap_err();
     assert!(err.to_string().contains("[1, 3, 100, 100]"), "{err}");
     let err = m.encode_text(&Tensor::zeros([1, 10], (Kind::Int64, Device::Cpu))).unwrap_err();
     assert!(err.to_string().contains("[1, 10]"), "{err}");
@@ -141,7 +148,9 @@ fn cuda_loading_matches_cpu_when_a_gpu_exists() {
     let gpu = ClipModel::load(&path, Device::Cuda(0)).unwrap();
     let x = fixture_images(2, 224);
     let a = tch::no_grad(|| cpu.encode_image(&x)).unwrap();
-    let b = tch::no_grad(|| gpu.encode_image(&x.to_device(Device::Cuda(0)))).unwrap().to_device(Device::Cpu);
+    let b = tch::no_grad(|| gpu.encode_image(&x.to_device(Device::Cuda(0))))
+        .unwrap()
+        .to_device(Device::Cpu);
     let d = (a - b).abs().max().double_value(&[]);
     assert!(d < 1e-3, "CUDA and CPU embeddings differ by {d}");
 }

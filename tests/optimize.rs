@@ -116,7 +116,8 @@ fn zero_augmentations_scores_the_bare_drawing() {
     let img = tch::no_grad(|| raster::rasterize(&s)).unwrap();
     let bare = optimize::score(&m, &img, &targets.prompt, 0, 0).unwrap();
     let direct = tch::no_grad(|| {
-        let f = clipdraw::model::unit(&m.encode_image(&m.normalize(&img).unwrap()).unwrap()).unwrap();
+        let f =
+            clipdraw::model::unit(&m.encode_image(&m.normalize(&img).unwrap()).unwrap()).unwrap();
         f.matmul(&targets.prompt.transpose(0, 1)).sum(Kind::Float).double_value(&[])
     });
     assert!((bare - direct).abs() < 1e-6, "score(K=0) {bare} vs direct {direct}");

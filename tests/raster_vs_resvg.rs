@@ -36,7 +36,13 @@ fn tensor(v: &[f64], shape: &[i64]) -> Tensor {
 }
 
 /// Overrides the per-stroke widths and alphas (and shifts points) of a scene.
-fn adjust(scene: Scene, rng: &mut ChaCha8Rng, width: (f64, f64), alpha: (f64, f64), shift: f64) -> Scene {
+fn adjust(
+    scene: Scene,
+    rng: &mut ChaCha8Rng,
+    width: (f64, f64),
+    alpha: (f64, f64),
+    shift: f64,
+) -> Scene {
     let (n, s) = (scene.num_drawings(), scene.num_strokes());
     let widths: Vec<f64> = (0..n * s).map(|_| rng.gen_range(width.0..=width.1)).collect();
     let mut colors = floats(&scene.colors);
@@ -98,18 +104,79 @@ fn with_segments(scene: Scene, segments: i64) -> Scene {
 fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     let mut rng = ChaCha8Rng::seed_from_u64(2022);
-    let canvases = [Canvas { width: 96, height: 96 }, Canvas { width: 128, height: 80 }, Canvas { width: 64, height: 72 }];
+    let canvases = [
+        Canvas { width: 96, height: 96 },
+        Canvas { width: 128, height: 80 },
+        Canvas { width: 64, height: 72 },
+    ];
     for i in 0..24u64 {
         let c = canvases[i as usize % 3];
         let (name, scene) = match i {
             0..=3 => ("init", Scene::random(1, 48, c, i, Device::Cpu).unwrap()),
-            4..=5 => ("init 224", Scene::random(1, 128, Canvas { width: 224, height: 224 }, i, Device::Cpu).unwrap()),
-            6..=9 => ("wide 1-50 px", adjust(Scene::grown(1, 16, c, i, Device::Cpu).unwrap(), &mut rng, (1.0, 50.0), (0.0, 1.0), 0.0)),
-            10..=11 => ("grown 224", Scene::grown(1, 64, Canvas { width: 224, height: 224 }, i, Device::Cpu).unwrap()),
-            12..=14 => ("near-transparent", adjust(Scene::grown(1, 24, c, i, Device::Cpu).unwrap(), &mut rng, (2.0, 30.0), (0.0, 0.05), 0.0)),
-            15..=18 => ("leaving the canvas", adjust(Scene::grown(1, 20, c, i, Device::Cpu).unwrap(), &mut rng, (3.0, 40.0), (0.2, 1.0), 60.0)),
-            19..=21 => ("1-segment", with_segments(adjust(Scene::grown(1, 24, c, i, Device::Cpu).unwrap(), &mut rng, (1.0, 20.0), (0.0, 1.0), 0.0), 1)),
-            _ => ("3-segment", with_segments(adjust(Scene::grown(1, 24, c, i, Device::Cpu).unwrap(), &mut rng, (1.0, 20.0), (0.0, 1.0), 0.0), 3)),
+            4..=5 => (
+                "init 224",
+                Scene::random(1, 128, Canvas { width: 224, height: 224 }, i, Device::Cpu).unwrap(),
+            ),
+            6..=9 => (
+                "wide 1-50 px",
+                adjust(
+                    Scene::grown(1, 16, c, i, Device::Cpu).unwrap(),
+                    &mut rng,
+                    (1.0, 50.0),
+                    (0.0, 1.0),
+                    0.0,
+                ),
+            ),
+            10..=11 => (
+                "grown 224",
+                Scene::grown(1, 64, Canvas { width: 224, height: 224 }, i, Device::Cpu).unwrap(),
+            ),
+            12..=14 => (
+                "near-transparent",
+                adjust(
+                    Scene::grown(1, 24, c, i, Device::Cpu).unwrap(),
+                    &mut rng,
+                    (2.0, 30.0),
+                    (0.0, 0.05),
+                    0.0,
+                ),
+            ),
+            15..=18 => (
+                "leaving the canvas",
+                adjust(
+                    Scene::grown(1, 20, c, i, Device::Cpu).unwrap(),
+                    &mut rng,
+                    (3.0, 40.0),
+                    (0.2, 1.0),
+                    60.0,
+                ),
+            ),
+            19..=21 => (
+                "1-segment",
+                with_segments(
+                    adjust(
+                        Scene::grown(1, 24, c, i, Device::Cpu).unwrap(),
+                        &mut rng,
+                        (1.0, 20.0),
+                        (0.0, 1.0),
+                        0.0,
+                    ),
+                    1,
+                ),
+            ),
+            _ => (
+                "3-segment",
+                with_segments(
+                    adjust(
+                        Scene::grown(1, 24, c, i, Device::Cpu).unwrap(),
+                        &mut rng,
+                        (1.0, 20.0),
+                        (0.0, 1.0),
+                        0.0,
+                    ),
+                    3,
+                ),
+            ),
         };
         out.push(Case { name: format!("{i:02} {name}"), scene });
     }
@@ -162,8 +229,10 @@ fn edge_band(scene: &Scene) -> Vec<bool> {
             y1 = y1.max(q[1]);
         }
         let r = hw + 2.0;
-        let xs = ((x0 - r).floor().max(0.0) as usize)..((x1 + r).ceil().clamp(0.0, w as f64) as usize);
-        let ys = ((y0 - r).floor().max(0.0) as usize)..((y1 + r).ceil().clamp(0.0, h as f64) as usize);
+        let xs =
+            ((x0 - r).floor().max(0.0) as usize)..((x1 + r).ceil().clamp(0.0, w as f64) as usize);
+        let ys =
+            ((y0 - r).floor().max(0.0) as usize)..((y1 + r).ceil().clamp(0.0, h as f64) as usize);
         for y in ys {
             for x in xs.clone() {
                 let c = [x as f64 + 0.5, y as f64 + 0.5];
@@ -189,7 +258,14 @@ fn diff_dir() -> PathBuf {
 }
 
 /// expected | difference (grey, ×4; red where an off-band pixel fails) | actual.
-fn write_diff(name: &str, w: usize, h: usize, expected: &[f64], actual: &[f64], failing: &[bool]) -> PathBuf {
+fn write_diff(
+    name: &str,
+    w: usize,
+    h: usize,
+    expected: &[f64],
+    actual: &[f64],
+    failing: &[bool],
+) -> PathBuf {
     let mut pm = tiny_skia::Pixmap::new(3 * w as u32, h as u32).unwrap();
     let data = pm.data_mut();
     let to8 = |v: f64| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
@@ -200,7 +276,11 @@ fn write_diff(name: &str, w: usize, h: usize, expected: &[f64], actual: &[f64], 
             let a = &actual[3 * i..3 * i + 3];
             let d = (0..3).map(|c| (e[c] - a[c]).abs()).fold(0.0, f64::max);
             let mid = if failing[i] { [255, 0, 0] } else { [to8(1.0 - 4.0 * d); 3] };
-            for (panel, rgb) in [[to8(e[0]), to8(e[1]), to8(e[2])], mid, [to8(a[0]), to8(a[1]), to8(a[2])]].iter().enumerate() {
+            for (panel, rgb) in
+                [[to8(e[0]), to8(e[1]), to8(e[2])], mid, [to8(a[0]), to8(a[1]), to8(a[2])]]
+                    .iter()
+                    .enumerate()
+            {
                 let o = 4 * (y * 3 * w + panel * w + x);
                 data[o..o + 4].copy_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
             }
@@ -218,7 +298,10 @@ fn rasterize_matches_resvg() {
     let always = std::env::var_os("CLIPDRAW_WRITE_DIFFS").is_some_and(|v| v != "0");
     let mut failures = Vec::new();
     let (mut worst_mean, mut worst_off) = (0.0f64, 0.0f64);
-    eprintln!("{:<28} {:>22} {:>12} {:>9}", "scene", "mean |diff| R G B ×255", "off-band ×255", "band px");
+    eprintln!(
+        "{:<28} {:>22} {:>12} {:>9}",
+        "scene", "mean |diff| R G B ×255", "off-band ×255", "band px"
+    );
     for case in cases() {
         let (w, h) = (case.scene.canvas.width as usize, case.scene.canvas.height as usize);
         let expected = resvg_rgb(&case.scene);
@@ -265,6 +348,10 @@ fn rasterize_matches_resvg() {
             }
         }
     }
-    eprintln!("worst mean |diff| {:.3}/255, worst off-band pixel {:.1}/255", worst_mean * 255.0, worst_off * 255.0);
+    eprintln!(
+        "worst mean |diff| {:.3}/255, worst off-band pixel {:.1}/255",
+        worst_mean * 255.0,
+        worst_off * 255.0
+    );
     assert!(failures.is_empty(), "rasterize differs from resvg:\n{}", failures.join("\n"));
 }

@@ -10,7 +10,11 @@ pub fn fixtures() -> PathBuf {
     let dir = std::env::var_os("CLIPDRAW_FIXTURES").map(PathBuf::from).unwrap_or_else(|| {
         panic!("CLIPDRAW_FIXTURES is not set: run the test suite with scripts/test.sh")
     });
-    assert!(dir.join("tiny.pt").is_file(), "{} has no tiny.pt; rerun scripts/test.sh", dir.display());
+    assert!(
+        dir.join("tiny.pt").is_file(),
+        "{} has no tiny.pt; rerun scripts/test.sh",
+        dir.display()
+    );
     dir
 }
 
