@@ -9,17 +9,19 @@
 //! backward FLOPs (≈ 105 GFLOP; a lower bound on the real model's time, so the
 //! ratios it gives err high).
 //!
-//! `cargo bench --bench raster` (CPU), `-- --device cuda` for the GPU,
+//! `cargo bench --bench raster` (CPU), `-- --device cuda` for the GPU, `-- --threads 1`,
 //! `-- --strokes 16,256` to choose sizes, `-- --model FILE`.
 
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use clipdraw::raster::rasterize_with_stats;
+use clipdraw::raster::{plan_stats, rasterize_with_stats};
 use clipdraw::scene::{Canvas, Scene};
 use tch::{Device, Kind, Tensor};
 
 struct Timing {
+    /// Host plan alone (part of the forward time).
+    plan_ms: f64,
     forward_ms: f64,
     backward_ms: f64,
     fragments: usize,
@@ -32,12 +34,18 @@ fn sync(device: Device) {
 }
 
 /// Median over `reps` calls (after one warm-up) of forward and backward times.
-fn time(scene: &mut Scene, weights: &Tensor, reps: usize) -> Result<Timing> {
+fn time(scene: &mut Scene, weights: &Tensor, reps: usize, with_plan: bool) -> Result<Timing> {
     scene.set_requires_grad(true);
+    let mut plan = Vec::new();
     let mut fwd = Vec::new();
     let mut bwd = Vec::new();
     let mut fragments = 0;
     for rep in 0..=reps {
+        if with_plan {
+            let t = Instant::now();
+            plan_stats(scene)?;
+            plan.push(t.elapsed().as_secs_f64() * 1e3);
+        }
         for t in [&mut scene.points, &mut scene.widths, &mut scene.colors] {
             t.zero_grad();
         }
@@ -60,7 +68,12 @@ fn time(scene: &mut Scene, weights: &Tensor, reps: usize) -> Result<Timing> {
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
     };
-    Ok(Timing { forward_ms: median(&mut fwd), backward_ms: median(&mut bwd), fragments })
+    Ok(Timing {
+        plan_ms: if with_plan { median(&mut plan) } else { f64::NAN },
+        forward_ms: median(&mut fwd),
+        backward_ms: median(&mut bwd),
+        fragments,
+    })
 }
 
 /// Median seconds of `f` over `reps` calls after one warm-up.
@@ -108,6 +121,7 @@ pub fn main() -> Result<()> {
     let mut device = Device::Cpu;
     let mut model: Option<String> = None;
     let mut sizes = vec![16i64, 64, 256, 1024];
+    let mut profile: Option<(String, usize)> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -123,27 +137,62 @@ pub fn main() -> Result<()> {
                 sizes = list.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
             }
             "--model" => model = args.next(),
+            "--threads" => {
+                let n: i32 = args.next().unwrap_or_default().parse()?;
+                tch::set_num_threads(n);
+            }
+            // `--profile init:50` or `grown:50`: only that many fwd+bwd calls of the
+            // first size (for perf / callgrind); `plan-init:50` etc. for the host plan.
+            "--profile" => {
+                let v = args.next().unwrap_or_default();
+                let (what, reps) = v.split_once(':').unwrap_or((v.as_str(), "20"));
+                profile = Some((what.to_string(), reps.parse()?));
+            }
             "--bench" | "--ignored" | "--nocapture" => {} // passed by cargo bench / test runners
-            other => bail!("unknown argument {other:?} (use --device cpu|cuda, --strokes 16,64)"),
+            other => bail!(
+                "unknown argument {other:?} (use --device cpu|cuda, --strokes 16,64, \
+                 --threads N, --model FILE, --profile init:20)"
+            ),
         }
     }
     let canvas = Canvas::new(224, 224)?;
     let weights = Tensor::f_randn([1, 3, 224, 224], (Kind::Float, device))?;
+    if let Some((what, reps)) = profile {
+        let s = sizes[0];
+        let mut scene = match what.trim_start_matches("plan-") {
+            "init" => Scene::random(1, s, canvas, 1, device)?,
+            "grown" => Scene::grown(1, s, canvas, 1, device)?,
+            other => bail!("--profile {other:?}: expected init, grown, plan-init or plan-grown"),
+        };
+        let t = Instant::now();
+        if what.starts_with("plan-") {
+            for _ in 0..reps {
+                plan_stats(&scene)?;
+            }
+        } else {
+            time(&mut scene, &weights, reps.max(1) - 1, false)?;
+        }
+        let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+        println!("{what} x{reps}, {s} strokes: {ms:.1} ms each; {:?}", plan_stats(&scene)?);
+        return Ok(());
+    }
     println!(
-        "rasterize forward + backward, 224x224, {device:?}, {} threads",
+        "rasterize forward (of which host plan) + backward, 224x224, {device:?}, {} threads",
         tch::get_num_threads()
     );
     let (clip_secs, what) = yardstick(device, model.as_deref())?;
     println!("yardstick: {:.0} ms ({what})", clip_secs * 1e3);
     println!(
-        "{:>7} | {:>9} {:>9} {:>9} {:>6} {:>9} | {:>9} {:>9} {:>9} {:>6} {:>9}",
+        "{:>7} | {:>9} {:>7} {:>8} {:>8} {:>6} {:>8} | {:>9} {:>7} {:>8} {:>8} {:>6} {:>8}",
         "strokes",
         "init fwd",
+        "(plan)",
         "bwd",
         "total",
         "%yard",
         "frags",
         "grown fwd",
+        "(plan)",
         "bwd",
         "total",
         "%yard",
@@ -153,23 +202,21 @@ pub fn main() -> Result<()> {
         let reps = if s >= 1024 { 3 } else { 5 };
         let mut init = Scene::random(1, s, canvas, 1, device)?;
         let mut grown = Scene::grown(1, s, canvas, 1, device)?;
-        let a = time(&mut init, &weights, reps)?;
-        let b = time(&mut grown, &weights, reps)?;
+        let a = time(&mut init, &weights, reps, true)?;
+        let b = time(&mut grown, &weights, reps, true)?;
         let pct = |t: &Timing| (t.forward_ms + t.backward_ms) / (clip_secs * 1e3) * 100.0;
-        println!(
-            "{:>7} | {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>5.1}% {:>9} | {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>5.1}% {:>9}",
-            s,
-            a.forward_ms,
-            a.backward_ms,
-            a.forward_ms + a.backward_ms,
-            pct(&a),
-            a.fragments,
-            b.forward_ms,
-            b.backward_ms,
-            b.forward_ms + b.backward_ms,
-            pct(&b),
-            b.fragments
-        );
+        let cols = |t: &Timing| {
+            format!(
+                "{:>7.1}ms {:>5.1}ms {:>6.1}ms {:>6.1}ms {:>5.1}% {:>8}",
+                t.forward_ms,
+                t.plan_ms,
+                t.backward_ms,
+                t.forward_ms + t.backward_ms,
+                pct(t),
+                t.fragments
+            )
+        };
+        println!("{s:>7} | {} | {}", cols(&a), cols(&b));
     }
     Ok(())
 }

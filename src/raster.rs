@@ -13,14 +13,16 @@
 //!    can reach (an oriented rectangle around it, so pieces barely overlap); each
 //!    (stroke, pixel) keeps its nearest piece; fragments are ordered by (pixel,
 //!    stroke) with a counting sort. Work is proportional to the pixels the strokes
-//!    cover, not to S·H·W.
+//!    cover, not to S·H·W; strokes are split into ranges planned on parallel
+//!    threads, merged in stroke order.
 //! 2. Tensor ops on the scene's device, differentiable w.r.t. points, widths and
 //!    colours: curve samples from the control points; for fragments near a stroke's
 //!    edge, the distance from the pixel centre to the nearest piece and the pixel's
 //!    coverage by the stroke's band (fragments deep inside have coverage 1 and skip
 //!    this); alpha = coverage·opacity; and
 //!    `pixel = Σ_s c_s α_s Π_{t>s}(1 − α_t) + white·Π_t(1 − α_t)`, the products taken
-//!    as a cumulative sum of log(1 − α) over the sorted fragments.
+//!    as a cumulative sum of log(1 − α) over the sorted fragments; with white = 1
+//!    this is `1 + Σ_s (c_s − 1) α_s Π_{t>s}(1 − α_t)`, one scatter per channel.
 //!
 //! Distance: the plan fixes each edge fragment's foot parameter t on its piece A–B
 //! and the unit direction r̂ from the foot point Q to the pixel centre p; the device
@@ -92,10 +94,26 @@ pub fn rasterize_with_stats(scene: &Scene) -> Result<(Tensor, RasterStats)> {
         candidates: plan.candidates,
         fragments: plan.frag_stroke.len(),
         edge_fragments: plan.edge_pos.len(),
-        covered_pixels: plan.run_start.len(),
+        covered_pixels: plan.covered_pixels,
     };
     let image = render(scene, &plan, n, s).context("rasterizer")?;
     Ok((image, stats))
+}
+
+/// The host stage alone (reading the scene and building the plan), for benchmarks
+/// that split the cost between host and device.
+#[doc(hidden)]
+pub fn plan_stats(scene: &Scene) -> Result<RasterStats> {
+    let (n, s) = scene.check()?;
+    let host = HostScene::read(scene, n, s)?;
+    let plan = Plan::build(&host);
+    Ok(RasterStats {
+        pieces: plan.pieces,
+        candidates: plan.candidates,
+        fragments: plan.frag_stroke.len(),
+        edge_fragments: plan.edge_pos.len(),
+        covered_pixels: plan.covered_pixels,
+    })
 }
 
 /// Detached host copy of what the plan needs.
@@ -154,7 +172,7 @@ impl HostScene {
 }
 
 /// The no-grad part of a call: which samples and fragments exist, in order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Plan {
     /// (Ns·4) rows of the (N·S·P, 2) points that each sample blends.
     sample_ctrl: Vec<i64>,
@@ -165,10 +183,6 @@ struct Plan {
     frag_stroke: Vec<i64>,
     frag_pixel: Vec<i64>,
     frag_run_end: Vec<i64>,
-    /// (R) covered pixels: first and last fragment, pixel index.
-    run_start: Vec<i64>,
-    run_end: Vec<i64>,
-    run_pixel: Vec<i64>,
     /// (E) edge fragments: position among the G, stroke, first sample of the
     /// nearest piece (the second is the next sample).
     edge_pos: Vec<i64>,
@@ -180,6 +194,26 @@ struct Plan {
     edge_cp: Vec<f64>,
     /// Whether some stroke is thinner than the footprint, so that coverage must
     /// account for both edges of its band.
+    has_thin: bool,
+    pieces: usize,
+    candidates: usize,
+    /// Pixels covered by at least one fragment (`R`).
+    covered_pixels: usize,
+}
+
+/// One worker's share of the plan: the samples, fragments and edge fragments of a
+/// range of strokes, in stroke order; sample and edge indices local to the part.
+#[derive(Debug, Default)]
+struct Part {
+    sample_ctrl: Vec<i64>,
+    sample_weights: Vec<f64>,
+    /// Fragments in generation order (stroke-major): stroke, pixel within its
+    /// canvas, and the part's edge index or u32::MAX for fully covered ones.
+    gen: Vec<(u32, u32, u32)>,
+    edge_stroke: Vec<i64>,
+    edge_sample: Vec<i64>,
+    edge_coef: Vec<f64>,
+    edge_cp: Vec<f64>,
     has_thin: bool,
     pieces: usize,
     candidates: usize,
@@ -243,10 +277,26 @@ fn project(p: [f64; 2], a: [f64; 2], b: [f64; 2]) -> (f64, f64) {
     let (px, py) = (p[0] - a[0], p[1] - a[1]);
     let len2 = dx * dx + dy * dy;
     let t = if len2 > 0.0 { ((px * dx + py * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
-    (t, (px - t * dx).hypot(py - t * dy))
+    let (ex, ey) = (px - t * dx, py - t * dy);
+    (t, (ex * ex + ey * ey).sqrt())
 }
 
-/// Calls `visit(x, y, d)` for each pixel whose centre lies within `reach` of the
+/// ⌈v⌉ clamped to `lo..=hi`, without a libm call (`f64::ceil` is one on baseline
+/// x86-64).
+fn ceil_in(v: f64, lo: i64, hi: i64) -> i64 {
+    let v = v.clamp(lo as f64 - 1.0, hi as f64 + 1.0);
+    let i = v as i64; // truncates towards zero
+    (if (i as f64) < v { i + 1 } else { i }).clamp(lo, hi)
+}
+
+/// ⌊v⌋ clamped to `lo..=hi` (an empty range when `hi` < `lo` stays empty).
+fn floor_in(v: f64, lo: i64, hi: i64) -> i64 {
+    let v = v.clamp(lo as f64 - 1.0, hi as f64 + 1.0);
+    let i = v as i64;
+    if (i as f64) > v { i - 1 } else { i }.min(hi)
+}
+
+/// Calls `visit(x, y, d²)` for each pixel whose centre lies within `reach` of the
 /// segment a–b (d = that distance) and inside the segment's rectangle, which spans
 /// `ext.0` before a and `ext.1` past b along the segment and ±`reach` across it.
 fn for_each_pixel_near(
@@ -259,16 +309,20 @@ fn for_each_pixel_near(
     mut visit: impl FnMut(i64, i64, f64),
 ) {
     let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
-    let len = dx.hypot(dy);
+    let len2 = dx * dx + dy * dy;
+    let len = len2.sqrt();
     let (ux, uy) = if len > 1e-9 { (dx / len, dy / len) } else { (1.0, 0.0) };
+    // Below this length the foot is a (t = 0), off by under 1e-9 px.
+    let inv_len2 = if len > 1e-9 { 1.0 / len2 } else { 0.0 };
+    let reach2 = reach * reach;
     let (vx, vy) = (-uy, ux);
     let r = reach + SLACK_PX;
     let (lo, hi) = (-ext.0 - SLACK_PX, len + ext.1 + SLACK_PX);
     let ys = [lo * uy - r * vy, lo * uy + r * vy, hi * uy - r * vy, hi * uy + r * vy];
     let ymin = a[1] + ys.iter().cloned().fold(f64::INFINITY, f64::min);
     let ymax = a[1] + ys.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let y0 = ((ymin - 0.5).ceil().max(0.0)) as i64;
-    let y1 = ((ymax - 0.5).floor().min(height as f64 - 1.0)) as i64;
+    let y0 = ceil_in(ymin - 0.5, 0, height - 1);
+    let y1 = floor_in(ymax - 0.5, -1, height - 1);
     for y in y0..=y1 {
         let py = y as f64 + 0.5 - a[1];
         let (mut xl, mut xh) = (f64::NEG_INFINITY, f64::INFINITY);
@@ -277,151 +331,258 @@ fn for_each_pixel_near(
         if xl > xh {
             continue;
         }
-        let x0 = ((a[0] + xl - 0.5).ceil().max(0.0)) as i64;
-        let x1 = ((a[0] + xh - 0.5).floor().min(width as f64 - 1.0)) as i64;
+        let x0 = ceil_in(a[0] + xl - 0.5, 0, width - 1);
+        let x1 = floor_in(a[0] + xh - 0.5, -1, width - 1);
+        let pyd = py * dy;
         for x in x0..=x1 {
-            let (_, d) = project([x as f64 + 0.5, y as f64 + 0.5], a, b);
-            if d < reach {
-                visit(x, y, d);
+            let px = x as f64 + 0.5 - a[0];
+            let t = ((px * dx + pyd) * inv_len2).clamp(0.0, 1.0);
+            let (ex, ey) = (px - t * dx, py - t * dy);
+            let d2 = ex * ex + ey * ey;
+            if d2 < reach2 {
+                visit(x, y, d2);
             }
         }
     }
 }
 
-impl Plan {
-    fn build(h: &HostScene) -> Plan {
-        let (w, ht) = (h.width, h.height);
-        let hw_px = (w * ht) as usize;
-        let p = POINTS_PER_STROKE as usize;
-        let mut plan = Plan::default();
-        // Per-pixel scratch for the stroke being enumerated: `stamp` marks pixels
-        // seen by this stroke (stroke id + 1, so it never needs clearing).
-        let mut stamp = vec![0u32; hw_px];
-        let mut best_d = vec![0f64; hw_px];
-        let mut best_piece = vec![0u32; hw_px];
-        let mut touched: Vec<u32> = Vec::new();
-        // Fragments in generation order (stroke-major), sorted below: stroke,
-        // pixel, and the edge index or u32::MAX for fully covered ones.
-        let mut gen: Vec<(u32, u32, u32)> = Vec::new();
-        let mut pos: Vec<[f64; 2]> = Vec::new();
-        let mut dirs: Vec<Option<[f64; 2]>> = Vec::new();
+/// Per-pixel scratch for one worker, reused across its strokes: `stamp` marks the
+/// pixels seen by the stroke being enumerated (stroke id + 1, so it never needs
+/// clearing), with their nearest piece and squared distance to it.
+struct Scratch {
+    stamp: Vec<u32>,
+    best_d2: Vec<f64>,
+    best_piece: Vec<u32>,
+    touched: Vec<u32>,
+    pos: Vec<[f64; 2]>,
+    dirs: Vec<Option<[f64; 2]>>,
+}
 
-        for g in 0..(h.n * h.s) as usize {
-            let nseg = h.segments[g] as usize;
-            let ctrl = |k: usize| [h.points[(g * p + k) * 2], h.points[(g * p + k) * 2 + 1]];
-            let row = |k: usize| (g * p + k) as i64;
-            pos.clear();
-            let first_sample = plan.sample_weights.len() / 4;
-            plan.sample_ctrl.extend((0..4).map(row));
-            plan.sample_weights.extend([1.0, 0.0, 0.0, 0.0]);
-            pos.push(ctrl(0));
-            for j in 0..nseg {
-                let c = [ctrl(3 * j), ctrl(3 * j + 1), ctrl(3 * j + 2), ctrl(3 * j + 3)];
-                let k = pieces_for(&c);
-                for i in 1..=k {
-                    let wts = bezier_weights(i as f64 / k as f64);
-                    plan.sample_ctrl.extend((0..4).map(|q| row(3 * j + q)));
-                    plan.sample_weights.extend(wts);
-                    let mut q = [0.0; 2];
-                    for (cp, wt) in c.iter().zip(wts) {
-                        q[0] += wt * cp[0];
-                        q[1] += wt * cp[1];
-                    }
-                    pos.push(q);
-                }
-            }
-            let npieces = pos.len() - 1;
-            plan.pieces += npieces;
-            dirs.clear();
-            dirs.extend(pos.windows(2).map(|ab| {
-                let (dx, dy) = (ab[1][0] - ab[0][0], ab[1][1] - ab[0][1]);
-                let len = dx.hypot(dy);
-                (len > 1e-9).then(|| [dx / len, dy / len])
-            }));
+impl Scratch {
+    fn new(hw_px: usize) -> Scratch {
+        Scratch {
+            stamp: vec![0; hw_px],
+            best_d2: vec![0.0; hw_px],
+            best_piece: vec![0; hw_px],
+            touched: Vec::new(),
+            pos: Vec::new(),
+            dirs: Vec::new(),
+        }
+    }
+}
 
-            let half_w = h.widths[g] / 2.0;
-            plan.has_thin |= half_w < FOOTPRINT_HALF;
-            let reach = half_w + FOOTPRINT_HALF;
-            let stamp_id = g as u32 + 1;
-            touched.clear();
-            for i in 0..npieces {
-                let ext_a = if i == 0 { 1.0 } else { join_extension(dirs[i - 1], dirs[i]) };
-                let ext_b =
-                    if i + 1 == npieces { 1.0 } else { join_extension(dirs[i], dirs[i + 1]) };
-                let ext = (ext_a * reach, ext_b * reach);
-                for_each_pixel_near(pos[i], pos[i + 1], ext, reach, w, ht, |x, y, d| {
-                    plan.candidates += 1;
-                    let q = (y * w + x) as usize;
-                    if stamp[q] != stamp_id {
-                        stamp[q] = stamp_id;
-                        best_d[q] = d;
-                        best_piece[q] = i as u32;
-                        touched.push(q as u32);
-                    } else if d < best_d[q] {
-                        best_d[q] = d;
-                        best_piece[q] = i as u32;
-                    }
-                });
-            }
-            let full_below = half_w - FOOTPRINT_HALF - FULL_MARGIN_PX;
-            for &q in &touched {
-                let q = q as usize;
-                let mut edge = u32::MAX;
-                if best_d[q] >= full_below {
-                    let i = best_piece[q] as usize;
-                    let c = [(q % w as usize) as f64 + 0.5, (q / w as usize) as f64 + 0.5];
-                    let (a, b) = (pos[i], pos[i + 1]);
-                    let (t, d) = project(c, a, b);
-                    let foot = [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])];
-                    // On the centreline any unit vector gives d = 0; take the normal.
-                    let r = if d > 1e-9 {
-                        [(c[0] - foot[0]) / d, (c[1] - foot[1]) / d]
-                    } else {
-                        dirs[i].map_or([0.0, 1.0], |u| [-u[1], u[0]])
-                    };
-                    edge = plan.edge_stroke.len() as u32;
-                    plan.edge_stroke.push(g as i64);
-                    plan.edge_sample.push((first_sample + i) as i64);
-                    plan.edge_coef.extend([(1.0 - t) * r[0], (1.0 - t) * r[1], t * r[0], t * r[1]]);
-                    plan.edge_cp.push(c[0] * r[0] + c[1] * r[1]);
+/// Rough cost of enumerating a stroke, in pixels: its control polygon's length
+/// plus its caps, times its reach on both sides.
+fn stroke_cost(h: &HostScene, g: usize) -> f64 {
+    let p = POINTS_PER_STROKE as usize;
+    let nseg = h.segments[g].clamp(1, crate::scene::MAX_SEGMENTS) as usize;
+    let pt = |k: usize| [h.points[(g * p + k) * 2], h.points[(g * p + k) * 2 + 1]];
+    let len: f64 =
+        (0..3 * nseg).map(|k| (pt(k + 1)[0] - pt(k)[0]).hypot(pt(k + 1)[1] - pt(k)[1])).sum();
+    let reach = h.widths[g] / 2.0 + FOOTPRINT_HALF;
+    (len + 2.0 * reach).min(1e7) * 2.0 * reach + 8.0
+}
+
+/// Plans strokes `strokes` (global stroke ids n·S + s) into a [`Part`].
+fn plan_strokes(h: &HostScene, strokes: std::ops::Range<usize>) -> Part {
+    let (w, ht) = (h.width, h.height);
+    let p = POINTS_PER_STROKE as usize;
+    let mut part = Part::default();
+    let mut sc = Scratch::new((w * ht) as usize);
+    for g in strokes {
+        let nseg = h.segments[g] as usize;
+        let ctrl = |k: usize| [h.points[(g * p + k) * 2], h.points[(g * p + k) * 2 + 1]];
+        let row = |k: usize| (g * p + k) as i64;
+        let pos = &mut sc.pos;
+        pos.clear();
+        let first_sample = part.sample_weights.len() / 4;
+        part.sample_ctrl.extend((0..4).map(row));
+        part.sample_weights.extend([1.0, 0.0, 0.0, 0.0]);
+        pos.push(ctrl(0));
+        for j in 0..nseg {
+            let c = [ctrl(3 * j), ctrl(3 * j + 1), ctrl(3 * j + 2), ctrl(3 * j + 3)];
+            let k = pieces_for(&c);
+            for i in 1..=k {
+                let wts = bezier_weights(i as f64 / k as f64);
+                part.sample_ctrl.extend((0..4).map(|q| row(3 * j + q)));
+                part.sample_weights.extend(wts);
+                let mut q = [0.0; 2];
+                for (cp, wt) in c.iter().zip(wts) {
+                    q[0] += wt * cp[0];
+                    q[1] += wt * cp[1];
                 }
-                gen.push((g as u32, q as u32, edge));
+                pos.push(q);
             }
         }
+        let npieces = pos.len() - 1;
+        part.pieces += npieces;
+        let dirs = &mut sc.dirs;
+        dirs.clear();
+        dirs.extend(pos.windows(2).map(|ab| {
+            let (dx, dy) = (ab[1][0] - ab[0][0], ab[1][1] - ab[0][1]);
+            let len = (dx * dx + dy * dy).sqrt();
+            (len > 1e-9).then(|| [dx / len, dy / len])
+        }));
 
-        // Counting sort by pixel; generation is stroke-major, so each pixel's
-        // fragments stay in stroke (painting) order.
-        let npix = (h.n * w * ht) as usize;
-        let global = |g: u32, q: u32| (g as i64 / h.s) as usize * hw_px + q as usize;
-        let mut offset = vec![0usize; npix + 1];
-        for &(g, q, _) in &gen {
-            offset[global(g, q) + 1] += 1;
+        let half_w = h.widths[g] / 2.0;
+        part.has_thin |= half_w < FOOTPRINT_HALF;
+        let reach = half_w + FOOTPRINT_HALF;
+        let stamp_id = g as u32 + 1;
+        let (stamp, best_d2, best_piece, touched) =
+            (&mut sc.stamp, &mut sc.best_d2, &mut sc.best_piece, &mut sc.touched);
+        touched.clear();
+        let mut candidates = 0;
+        for i in 0..npieces {
+            let ext_a = if i == 0 { 1.0 } else { join_extension(dirs[i - 1], dirs[i]) };
+            let ext_b = if i + 1 == npieces { 1.0 } else { join_extension(dirs[i], dirs[i + 1]) };
+            let ext = (ext_a * reach, ext_b * reach);
+            for_each_pixel_near(pos[i], pos[i + 1], ext, reach, w, ht, |x, y, d2| {
+                candidates += 1;
+                let q = (y * w + x) as usize;
+                if stamp[q] != stamp_id {
+                    stamp[q] = stamp_id;
+                    best_d2[q] = d2;
+                    best_piece[q] = i as u32;
+                    touched.push(q as u32);
+                } else if d2 < best_d2[q] {
+                    best_d2[q] = d2;
+                    best_piece[q] = i as u32;
+                }
+            });
+        }
+        part.candidates += candidates;
+        // Fully covered below this distance (squared); everything is an edge
+        // fragment for strokes thinner than the footprint.
+        let full_below = half_w - FOOTPRINT_HALF - FULL_MARGIN_PX;
+        let full_below2 = if full_below > 0.0 { full_below * full_below } else { -1.0 };
+        part.gen.reserve(touched.len());
+        for &q in touched.iter() {
+            let q = q as usize;
+            let mut edge = u32::MAX;
+            if best_d2[q] >= full_below2 {
+                let i = best_piece[q] as usize;
+                let c = [(q % w as usize) as f64 + 0.5, (q / w as usize) as f64 + 0.5];
+                let (a, b) = (pos[i], pos[i + 1]);
+                let (t, d) = project(c, a, b);
+                let foot = [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])];
+                // On the centreline any unit vector gives d = 0; take the normal.
+                let r = if d > 1e-9 {
+                    [(c[0] - foot[0]) / d, (c[1] - foot[1]) / d]
+                } else {
+                    dirs[i].map_or([0.0, 1.0], |u| [-u[1], u[0]])
+                };
+                edge = part.edge_stroke.len() as u32;
+                part.edge_stroke.push(g as i64);
+                part.edge_sample.push((first_sample + i) as i64);
+                part.edge_coef.extend([(1.0 - t) * r[0], (1.0 - t) * r[1], t * r[0], t * r[1]]);
+                part.edge_cp.push(c[0] * r[0] + c[1] * r[1]);
+            }
+            part.gen.push((g as u32, q as u32, edge));
+        }
+    }
+    part
+}
+
+/// Most host threads the plan uses.
+const MAX_PLAN_THREADS: usize = 4;
+/// Below this estimated cost (pixels) the plan stays on one thread.
+const MIN_PARALLEL_COST: f64 = 20_000.0;
+
+impl Plan {
+    fn build(h: &HostScene) -> Plan {
+        let hw_px = (h.width * h.height) as usize;
+        let total = (h.n * h.s) as usize;
+        // Strokes are enumerated independently: split them into contiguous ranges
+        // of about equal cost, one per thread, keeping stroke order across parts.
+        let costs: Vec<f64> = (0..total).map(|g| stroke_cost(h, g)).collect();
+        let sum: f64 = costs.iter().sum();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = if sum < MIN_PARALLEL_COST { 1 } else { threads.clamp(1, MAX_PLAN_THREADS) };
+        let mut bounds = vec![0];
+        let mut acc = 0.0;
+        for (g, c) in costs.iter().enumerate() {
+            acc += c;
+            if bounds.len() < threads && acc >= sum * bounds.len() as f64 / threads as f64 {
+                bounds.push(g + 1);
+            }
+        }
+        bounds.push(total);
+        bounds.dedup();
+        let parts: Vec<Part> = if bounds.len() <= 2 {
+            vec![plan_strokes(h, 0..total)]
+        } else {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = bounds
+                    .windows(2)
+                    .skip(1)
+                    .map(|r| {
+                        let range = r[0]..r[1];
+                        scope.spawn(move || plan_strokes(h, range))
+                    })
+                    .collect();
+                let mut parts = vec![plan_strokes(h, bounds[0]..bounds[1])];
+                parts.extend(workers.into_iter().map(|w| w.join().expect("plan worker panicked")));
+                parts
+            })
+        };
+        Plan::merge(h, hw_px, parts)
+    }
+
+    /// Concatenates the parts and orders fragments by pixel with a counting sort;
+    /// the parts are in stroke order, so each pixel's fragments stay in stroke
+    /// (painting) order.
+    fn merge(h: &HostScene, hw_px: usize, parts: Vec<Part>) -> Plan {
+        let mut plan = Plan::default();
+        let npix = h.n as usize * hw_px;
+        let s = h.s as u32;
+        let global = |g: u32, q: u32| (g / s) as usize * hw_px + q as usize;
+        let mut offset = vec![0u32; npix + 1];
+        for part in &parts {
+            for &(g, q, _) in &part.gen {
+                offset[global(g, q) + 1] += 1;
+            }
         }
         for i in 0..npix {
             offset[i + 1] += offset[i];
         }
-        let nfrag = gen.len();
+        let nfrag = offset[npix] as usize;
+        let nedge: usize = parts.iter().map(|p| p.edge_stroke.len()).sum();
         plan.frag_stroke = vec![0; nfrag];
         plan.frag_pixel = vec![0; nfrag];
         plan.frag_run_end = vec![0; nfrag];
-        plan.edge_pos = vec![0; plan.edge_stroke.len()];
+        plan.edge_pos = vec![0; nedge];
+        plan.edge_stroke.reserve(nedge);
+        plan.edge_sample.reserve(nedge);
+        plan.edge_coef.reserve(4 * nedge);
+        plan.edge_cp.reserve(nedge);
         let mut next = offset.clone();
-        for &(g, q, edge) in &gen {
-            let qq = global(g, q);
-            let at = next[qq];
-            next[qq] += 1;
-            plan.frag_stroke[at] = g as i64;
-            plan.frag_pixel[at] = qq as i64;
-            if edge != u32::MAX {
-                plan.edge_pos[edge as usize] = at as i64;
+        for part in parts {
+            let (edge_base, sample_base) =
+                (plan.edge_stroke.len(), (plan.sample_weights.len() / 4) as i64);
+            for &(g, q, edge) in &part.gen {
+                let qq = global(g, q);
+                let at = next[qq] as usize;
+                next[qq] += 1;
+                plan.frag_stroke[at] = g as i64;
+                plan.frag_pixel[at] = qq as i64;
+                if edge != u32::MAX {
+                    plan.edge_pos[edge_base + edge as usize] = at as i64;
+                }
             }
+            plan.sample_ctrl.extend(part.sample_ctrl);
+            plan.sample_weights.extend(part.sample_weights);
+            plan.edge_stroke.extend(part.edge_stroke);
+            plan.edge_sample.extend(part.edge_sample.iter().map(|&i| i + sample_base));
+            plan.edge_coef.extend(part.edge_coef);
+            plan.edge_cp.extend(part.edge_cp);
+            plan.has_thin |= part.has_thin;
+            plan.pieces += part.pieces;
+            plan.candidates += part.candidates;
         }
         for q in 0..npix {
-            let (a, b) = (offset[q], offset[q + 1]);
+            let (a, b) = (offset[q] as usize, offset[q + 1] as usize);
             if a < b {
-                plan.run_start.push(a as i64);
-                plan.run_end.push(b as i64 - 1);
-                plan.run_pixel.push(q as i64);
+                plan.covered_pixels += 1;
                 plan.frag_run_end[a..b].fill(b as i64 - 1);
             }
         }
@@ -471,8 +632,8 @@ fn render(scene: &Scene, plan: &Plan, n: i64, s: i64) -> Result<Tensor> {
     };
     let npix = n * h * w;
     let g = plan.frag_stroke.len() as i64;
-    let white = Tensor::f_ones([n, 3, h, w], (kind, dev))?;
     if g == 0 {
+        let white = Tensor::f_ones([n, 3, h, w], (kind, dev))?;
         // Nothing covers any pixel; keep the graph so callers can still backward.
         let mut zero = scene.points.f_sum(kind)?.f_mul_scalar(0.0)?;
         for t in [&scene.widths, &scene.colors] {
@@ -515,26 +676,19 @@ fn render(scene: &Scene, plan: &Plan, n: i64, s: i64) -> Result<Tensor> {
     let cum = log_t.f_cumsum(0, Kind::Double)?; // (G)
     let cum_end = cum.f_index_select(0, &ints(&plan.frag_run_end)?)?; // (G)
     let above = cum_end.f_sub(&cum)?.f_exp()?.f_to_kind(kind)?; // (G)
-    let rgb = colors.f_narrow(1, 0, 3)?.f_index_select(0, &frag_stroke)?; // (G, 3)
-    let paint = rgb.f_mul(&alpha.f_mul(&above)?.f_unsqueeze(-1)?)?; // (G, 3)
-    let paint = Tensor::f_zeros([npix, 3], (kind, dev))?.f_index_add(
-        0,
-        &ints(&plan.frag_pixel)?,
-        &paint,
-    )?; // (N·H·W, 3)
 
-    // What is left of the white background: Π(1 − α) over the pixel's run.
-    let run_start = ints(&plan.run_start)?;
-    let before = cum.f_index_select(0, &run_start)?.f_sub(&log_t.f_index_select(0, &run_start)?)?; // (R)
-    let through =
-        cum.f_index_select(0, &ints(&plan.run_end)?)?.f_sub(&before)?.f_exp()?.f_to_kind(kind)?; // (R)
-    let background = Tensor::f_ones([npix], (kind, dev))?.f_index_add(
-        0,
-        &ints(&plan.run_pixel)?,
-        &through.f_sub_scalar(1.0)?,
-    )?; // (N·H·W)
-    let image = paint.f_add(&background.f_unsqueeze(-1)?)?; // (N·H·W, 3)
-    Ok(image.f_view([n, h, w, 3])?.f_permute([0, 3, 1, 2])?.f_contiguous()?) // (N, 3, H, W)
+    // Over white, a pixel is 1 + Σ_i α_i·above_i·(c_i − 1): the weights α_i·above_i
+    // sum to 1 − Π(1 − α), so the background needs no term of its own. Channel-major
+    // layouts keep every big op contiguous, forward and backward.
+    let tint = colors.f_narrow(1, 0, 3)?.f_sub_scalar(1.0)?.f_transpose(0, 1)?.f_contiguous()?; // (3, N·S)
+    let paint = tint.f_index_select(1, &frag_stroke)?.f_mul(&alpha.f_mul(&above)?)?; // (3, G)
+    let pixel = ints(&plan.frag_pixel)?.f_expand([3, g], false)?; // (3, G)
+    let image = Tensor::f_zeros([3, npix], (kind, dev))?.f_scatter_add(1, &pixel, &paint)?; // (3, N·H·W)
+    Ok(image
+        .f_add_scalar(1.0)?
+        .f_view([3, n, h, w])?
+        .f_permute([1, 0, 2, 3])? // (N, 3, H, W)
+        .f_contiguous()?)
 }
 
 #[cfg(test)]
@@ -708,6 +862,29 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn threaded_plan_matches_one_thread() {
+        let c = Canvas::new(96, 80).unwrap();
+        for (seed, grown) in [(1, true), (2, false)] {
+            let scene = if grown {
+                Scene::grown(2, 40, c, seed, Device::Cpu).unwrap()
+            } else {
+                Scene::random(2, 400, c, seed, Device::Cpu).unwrap()
+            };
+            let host = HostScene::read(&scene, 2, scene.num_strokes()).unwrap();
+            let total = (host.n * host.s) as usize;
+            let one = Plan::merge(&host, 96 * 80, vec![plan_strokes(&host, 0..total)]);
+            // Uneven ranges, as the cost split may make them.
+            let parts = vec![
+                plan_strokes(&host, 0..7),
+                plan_strokes(&host, 7..50),
+                plan_strokes(&host, 50..total),
+            ];
+            assert_eq!(one, Plan::merge(&host, 96 * 80, parts), "seed {seed}");
+            assert_eq!(one, Plan::build(&host), "seed {seed}");
         }
     }
 
