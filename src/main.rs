@@ -83,18 +83,42 @@ fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-/// The model a run uses: `--model`, `CLIPDRAW_MODEL`, or the built-in one.
-fn model_path(flag: Option<PathBuf>) -> Result<PathBuf> {
-    flag.ok_or_else(|| {
-        anyhow!(
-            "no model: clipdraw has no built-in model yet; pass --model FILE or set CLIPDRAW_MODEL \
-             (make one with scripts/export_clip.py, see README)"
-        )
-    })
+/// The built-in model: a small CLIP-style model trained on drawings of simple
+/// shapes by scripts/train_tiny_clip.py (docs/tiny-model.md says what it knows).
+const BUILTIN_MODEL: &[u8] = include_bytes!("../assets/clipdraw-tiny.pt");
+/// How outputs name the built-in model.
+const BUILTIN_NAME: &str = "built-in";
+
+/// Loads the model a run uses: `--model`, `CLIPDRAW_MODEL`, or the built-in one.
+/// Returns it with the name outputs record.
+fn load_model(flag: Option<&Path>, device: tch::Device) -> Result<(ClipModel, String)> {
+    match flag {
+        Some(path) => {
+            let model = ClipModel::load(path, device).context("cannot load CLIP model")?;
+            let name = path
+                .file_name()
+                .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().to_string());
+            Ok((model, name))
+        }
+        None => {
+            let model = ClipModel::from_bytes(BUILTIN_MODEL, device)
+                .context("cannot load the built-in model")?;
+            Ok((model, BUILTIN_NAME.to_string()))
+        }
+    }
 }
 
-fn load_model(path: &Path, device: tch::Device) -> Result<ClipModel> {
-    ClipModel::load(path, device).context("cannot load CLIP model")
+/// Tells the user when the prompt has words the model never saw (built-in model).
+fn note_unknown_words(model: &ClipModel, prompt: &str, quiet: bool) {
+    let unknown = model.unknown_words(prompt);
+    if quiet || unknown.is_empty() {
+        return;
+    }
+    let list = unknown.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(", ");
+    eprintln!(
+        "clipdraw: note: the model never saw {list}; the built-in model knows simple shapes, colours, \
+         positions, sizes and counts (use --model with a real CLIP for anything else)"
+    );
 }
 
 fn tokenize(a: TokenizeArgs) -> Result<i32> {
@@ -102,7 +126,7 @@ fn tokenize(a: TokenizeArgs) -> Result<i32> {
         bail!("the prompt is empty");
     }
     let tokenized = match &a.model {
-        Some(p) => load_model(p, tch::Device::Cpu)?.tokenize(&a.prompt),
+        Some(p) => load_model(Some(p), tch::Device::Cpu)?.0.tokenize(&a.prompt),
         None => Tokenizer::from_merges_gz(CLIP_BPE_GZ)?.tokenize(&a.prompt, 77),
     };
     if tokenized.truncated {
@@ -116,8 +140,7 @@ fn tokenize(a: TokenizeArgs) -> Result<i32> {
 }
 
 fn info(a: InfoArgs) -> Result<i32> {
-    let path = model_path(a.model.model)?;
-    let model = load_model(&path, tch::Device::Cpu)?;
+    let (model, _) = load_model(a.model.model.as_deref(), tch::Device::Cpu)?;
     println!("{}", serde_json::to_string_pretty(model.info())?);
     Ok(0)
 }
@@ -131,8 +154,7 @@ fn score(a: ScoreArgs) -> Result<i32> {
     }
     let dev = device::resolve(a.device.parse()?)?.device;
     let image = output::load_image(&a.image)?;
-    let path = model_path(a.model.model)?;
-    let model = load_model(&path, dev)?;
+    let (model, _) = load_model(a.model.model.as_deref(), dev)?;
     let prompt = model.embed_prompts(&[a.prompt.as_str()])?;
     let value = optimize::score(&model, &image.to_device(dev), &prompt, a.augs as u32, a.seed)?;
     if a.json {
@@ -210,11 +232,11 @@ fn draw(cfg: DrawConfig) -> Result<i32> {
     paths.check_writable(strokes, cfg.force)?;
     let resolved = device::resolve(cfg.device)?;
     let dev = resolved.device;
-    let path = model_path(cfg.model.clone())?;
-    let model = load_model(&path, dev)?;
+    let (model, model_name) = load_model(cfg.model.as_deref(), dev)?;
     if let (Some(note), false) = (&resolved.note, cfg.quiet) {
         eprintln!("clipdraw: note: {note}");
     }
+    note_unknown_words(&model, &cfg.prompt, cfg.quiet);
     let tokenized = model.tokenize(&cfg.prompt);
     if tokenized.truncated && !cfg.quiet {
         eprintln!(
@@ -276,7 +298,7 @@ fn draw(cfg: DrawConfig) -> Result<i32> {
         "model": {
             "architecture": model.info().architecture,
             "pretrained": model.info().pretrained,
-            "file": path.file_name().map(|n| n.to_string_lossy().to_string()),
+            "file": model_name,
         },
         "iterations_done": outcome.iters_done,
         "ending": outcome.ending,

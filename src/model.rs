@@ -37,6 +37,10 @@ pub struct ModelInfo {
     /// Per-channel normalisation, applied as `(x - mean) / std` to RGB in [0, 1].
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
+    /// Words the model was trained on, for models that know only a few (the
+    /// built-in one); `None` for real CLIPs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_words: Option<Vec<String>>,
 }
 
 fn default_vocab() -> i64 {
@@ -224,6 +228,21 @@ impl ClipModel {
         &self.tokenizer
     }
 
+    /// The words of `prompt` (cleaned and lower-cased as CLIP does) that the model
+    /// never saw; empty when the model does not list its known words.
+    pub fn unknown_words(&self, prompt: &str) -> Vec<String> {
+        let Some(known) = &self.info.known_words else { return Vec::new() };
+        let known: std::collections::HashSet<&str> = known.iter().map(String::as_str).collect();
+        let clean = crate::tokenizer::clean_lower(prompt);
+        let mut out: Vec<String> = Vec::new();
+        for word in clean.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+            if !known.contains(word) && !out.iter().any(|w| w == word) {
+                out.push(word.to_string());
+            }
+        }
+        out
+    }
+
     /// Tokenizes `prompt` to the model's context length.
     pub fn tokenize(&self, prompt: &str) -> Tokenized {
         self.tokenizer.tokenize(prompt, self.info.context_length as usize)
@@ -363,6 +382,7 @@ mod tests {
             vocab_size: 49408,
             mean: vec![0.5; 3],
             std: vec![0.25; 3],
+            known_words: None,
         };
         assert!(good.validate().is_ok());
         let mut bad = good.clone();

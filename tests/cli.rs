@@ -169,7 +169,6 @@ fn bad_input_gets_one_line_and_no_files() {
         (vec!["x", "--model", &m, "--device", "tpu"], "unknown device"),
         (vec!["x", "--model", "nope.pt"], "nope.pt"),
         (vec!["x", "--model", &broken], "truncated"),
-        (vec!["x"], "no built-in model"),
         (vec!["x", "--strokess", "3"], "--strokes"),
         (vec!["x", "--iters", "many"], "many"),
     ];
@@ -315,4 +314,45 @@ fn pixel_baseline_writes_png_and_json_only() {
             .unwrap();
     assert_eq!(json["representation"], "pixels");
     assert_eq!(json["settings"]["augs"], 0);
+}
+
+#[test]
+fn the_built_in_model_draws_without_a_model_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        dir.path(),
+        &["a red star", "--strokes", "8", "--iters", "2", "--augs", "2", "-o", "b", "--json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("b.json")).unwrap()).unwrap();
+    assert_eq!(json["model"]["file"], "built-in");
+    assert!(json["model"]["architecture"].as_str().unwrap().starts_with("clipdraw-tiny"));
+    assert!(!stderr(&o).contains("never saw"), "{}", stderr(&o));
+    let o = run(dir.path(), &["info"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("known_words"));
+}
+
+#[test]
+fn words_the_built_in_model_never_saw_get_a_one_line_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        dir.path(),
+        &["a red giraffe riding a bicycle", "--strokes", "8", "--iters", "1", "--augs", "1"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let notes: Vec<&str> = err.lines().filter(|l| l.contains("never saw")).collect();
+    assert_eq!(notes.len(), 1, "{}", stderr(&o));
+    for w in ["giraffe", "riding", "bicycle"] {
+        assert!(notes[0].contains(w), "{}", notes[0]);
+    }
+    assert!(!notes[0].contains("\"red\""), "{}", notes[0]);
+    // --quiet silences it; a real CLIP file has no word list and no notice.
+    let o = run(
+        dir.path(),
+        &["a red giraffe", "--strokes", "8", "--iters", "1", "--augs", "1", "-q", "-o", "q"],
+    );
+    assert!(!stderr(&o).contains("never saw"));
 }
