@@ -379,10 +379,11 @@ pub fn score(
     let augs: Vec<Augmentation> = (0..k).map(|_| Augmentation::random(&mut rng, h, w)).collect();
     let _guard = tch::no_grad_guard();
     let mut total = 0.0;
-    // Chunks of 16 keep memory flat for large K.
-    for chunk in augs.chunks(16).map(|c| c.to_vec()).chain(if k == 0 { Some(vec![]) } else { None })
-    {
-        let batch = model_batch(model, images, &chunk)?;
+    // Chunks of 16 keep memory flat for large K; K = 0 is one bare image.
+    let chunks: Vec<&[Augmentation]> =
+        if augs.is_empty() { vec![&[]] } else { augs.chunks(16).collect() };
+    for chunk in chunks {
+        let batch = model_batch(model, images, chunk)?;
         let feats = unit(&model.encode_image(&batch)?)?;
         total += feats.f_matmul(&prompt.f_transpose(0, 1)?)?.f_sum(Kind::Float)?.double_value(&[]);
     }
