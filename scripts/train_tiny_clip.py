@@ -13,8 +13,12 @@ model file through scripts/export_clip.py's bundle path (DESIGN.md section 3).
                -> small embedding + positions -> 2 causal transformer blocks
                -> pooled at the end token (argmax of ids, as CLIP) -> E
 
-Training is contrastive (CLIP loss with soft targets: a caption is a positive for
-every image in the batch it truly describes), with clipdraw's draw-time augmentation
+Training has two stages. Stage 1 trains the image tower alone to classify one-shape
+scenes (shape and colour cross-entropy on the pooled CNN features, plus multi-label
+place / count / size); without it the contrastive loss settles on colour and place and
+never learns shape. Stage 2 is contrastive (CLIP loss with soft targets: a caption is a
+positive for every image in the batch it truly describes), keeping the stage-1 losses,
+with clipdraw's draw-time augmentation
 (random perspective 0.5, white fill; random resized crop 0.7-0.9, ratio 3/4-4/3),
 attribute-swap partner scenes (same scene with one attribute changed) and hard
 negatives (clipdraw-like random scribble clutter, and the caption's own scene buried
@@ -445,7 +449,7 @@ def bezier_stroke(rng, max_w=1.0):
     return pts, rgba, w
 
 
-def render(rng, scene, clutter=0, clutter_w=1.0):
+def render(rng, scene, clutter=0, clutter_w=1.0, clutter_rgb=None):
     im = Image.new("RGB", (S, S), (255, 255, 255))
     draw = ImageDraw.Draw(im, "RGBA")
     if scene:
@@ -456,6 +460,8 @@ def render(rng, scene, clutter=0, clutter_w=1.0):
             draw_object(rng, draw, o, st)
     for _ in range(clutter):
         pts, rgba, w = bezier_stroke(rng, clutter_w)
+        if clutter_rgb is not None:  # clutter in the scene's own colour, as clipdraw leaves it
+            rgba = tuple(int(v) for v in np.clip(np.array(clutter_rgb) + rng.normal(0, 40, 3), 0, 255)) + rgba[3:]
         polyline(draw, pts, rgba, w)
     return np.asarray(im)
 
@@ -529,6 +535,7 @@ def build_model_classes():
             yy, xx = torch.meshgrid(g, g, indexing="ij")
             self.register_buffer("coords", torch.stack([xx, yy])[None].clone())
             layers, c = [], 5
+            self.width = widths[-1]
             strides = (2, 2, 2, 1, 2)
             for w, s in zip(widths, strides):
                 layers += [nn.Conv2d(c, w, 3, s, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
@@ -540,12 +547,17 @@ def build_model_classes():
             self.head = nn.Sequential(nn.BatchNorm1d(2 * c + 16 * 49), nn.Linear(2 * c + 16 * 49, 256),
                                       nn.BatchNorm1d(256), nn.ReLU(inplace=True), nn.Linear(256, embed))
 
-        def forward(self, x):
+        def forward_pooled(self, x):
+            """(embedding, pooled body features); the latter feed the training-only shape head."""
             x = F.avg_pool2d(x, 2)
             x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], 1)
             h = self.body(x)
             sp = self.spatial(h).flatten(1)
-            return self.head(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3)), sp], 1))
+            pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], 1)
+            return self.head(torch.cat([pooled, sp], 1)), pooled
+
+        def forward(self, x):
+            return self.forward_pooled(x)[0]
 
     class Block(nn.Module):
         def __init__(self, w, heads):
@@ -766,6 +778,25 @@ def scene_labels(scene):
     return y
 
 
+def scene_classes(scene):
+    """[shape index, colour index] of a scene, each -1 unless every object shares it (the
+    targets of the classification heads; mixed scenes and pure clutter are left out)."""
+    out = []
+    for key, names in (("shape", SHAPES), ("colour", COLOUR_NAMES)):
+        same = scene and all(o[key] == scene[0][key] for o in scene)
+        out.append(names.index(scene[0][key]) if same else -1)
+    return out
+
+
+def class_losses(F, logits, classes):
+    """Cross-entropy of the shape and colour heads (logits: 7 shape + 8 colour columns)."""
+    out = []
+    for lg, y in ((logits[:, :len(SHAPES)], classes[:, 0]), (logits[:, len(SHAPES):], classes[:, 1])):
+        keep = y >= 0
+        out.append(F.cross_entropy(lg[keep], y[keep]) if keep.any() else lg.sum() * 0)
+    return out
+
+
 def make_batch(rng, n_pairs, n_clutter):
     """Images (uint8), captions, match matrix (captions x images)."""
     scenes, imgs, caps, specs = [], [], [], []
@@ -773,28 +804,38 @@ def make_batch(rng, n_pairs, n_clutter):
         a = make_scene(rng)
         b = perturb_scene(rng, a)
         for sc in (a, b):
-            light = int(rng.integers(0, 6)) if rng.random() < 0.3 else 0
-            imgs.append(render(rng, sc, clutter=light))
+            imgs.append(render(rng, sc))  # no stray strokes: a caption means a clean drawing
             scenes.append(sc)
             t, sp = make_caption(rng, sc)
             caps.append(t)
             specs.append(sp)
-    # hard negatives: clipdraw-like random init strokes, and a caption's scene under clutter
+    # hard negatives: clipdraw-like random init strokes, and a caption's scene under
+    # clutter: heavy, moderate, or in the scene's own colour. The last two teach the model
+    # that leftover strokes spoil a drawing (v2 of the model tolerated them, and clipdraw
+    # left "a black circle" inside a tangle of dark green strokes)
     clutter_truth = []
     for k in range(n_clutter):
-        if k % 2 == 0:
+        if k % 4 == 0:
             imgs.append(render(rng, None, clutter=int(rng.integers(16, 257)),
                                clutter_w=1 if rng.random() < 0.5 else 4))
             clutter_truth.append(None)
         else:
-            sc = scenes[int(rng.integers(len(scenes)))]
-            imgs.append(render(rng, sc, clutter=int(rng.integers(40, 160)), clutter_w=3))
+            sc = scenes[int(rng.integers(2 * n_pairs))]  # a captioned scene
+            if k % 4 == 1:
+                imgs.append(render(rng, sc, clutter=int(rng.integers(40, 160)), clutter_w=3))
+            elif k % 4 == 2:
+                imgs.append(render(rng, sc, clutter=int(rng.integers(4, 40)), clutter_w=2))
+            else:
+                imgs.append(render(rng, sc, clutter=int(rng.integers(12, 120)), clutter_w=3,
+                                   clutter_rgb=COLOURS[sc[0]["colour"]]))
             clutter_truth.append(sc)
         scenes.append(None)
     m = np.array([[matches(sp, sc) for sc in scenes] for sp in specs], dtype=np.float32)
     labels = np.stack([scene_labels(sc) for sc in scenes[: 2 * n_pairs]] +
                       [scene_labels(truth) for truth in clutter_truth])
-    return np.stack(imgs), caps, m, labels
+    classes = np.array([scene_classes(sc) for sc in scenes[: 2 * n_pairs]] +
+                       [scene_classes(truth) for truth in clutter_truth], dtype=np.int64)
+    return np.stack(imgs), caps, m, labels, classes
 
 
 class BatchStream(torch.utils.data.IterableDataset):
@@ -815,11 +856,46 @@ class BatchStream(torch.utils.data.IterableDataset):
         std = torch.tensor(STD).view(1, 3, 1, 1)
         for k in range(self.steps):
             rng = np.random.default_rng([self.seed, k])
-            imgs, caps, m, labels = make_batch(rng, self.pairs, self.clutter)
+            imgs, caps, m, labels, classes = make_batch(rng, self.pairs, self.clutter)
             x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255
             mats = np.stack([aug_matrix(rng) if rng.random() < 0.85 else np.eye(3) for _ in range(len(x))])
             x = (augment(torch, x, mats) - mean) / std
-            yield x, self.tok(caps), torch.from_numpy(m), torch.from_numpy(labels)
+            yield x, self.tok(caps), torch.from_numpy(m), torch.from_numpy(labels), torch.from_numpy(classes)
+
+
+def make_pretrain_batch(rng, n):
+    """Stage 1 (no text): one-shape scenes (one object, or two or three identical ones) with
+    their attribute labels and shape index, for the image tower's classification heads."""
+    imgs, labels, classes = [], [], []
+    for _ in range(n):
+        sc = make_scene(rng, "single" if rng.random() < 0.75 else "same")
+        light = int(rng.integers(0, 6)) if rng.random() < 0.3 else 0
+        imgs.append(render(rng, sc, clutter=light))
+        labels.append(scene_labels(sc))
+        classes.append(scene_classes(sc))
+    return np.stack(imgs), np.stack(labels), np.array(classes, dtype=np.int64)
+
+
+class PretrainStream(torch.utils.data.IterableDataset):
+    """Stage-1 batches; batch k depends only on (seed, k), drawn from a stream separate from
+    the contrastive stage's."""
+
+    def __init__(self, seed, steps, n):
+        super().__init__()
+        self.seed, self.steps, self.n = seed, steps, n
+
+    def __iter__(self):
+        import torch
+        torch.set_num_threads(1)
+        mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(STD).view(1, 3, 1, 1)
+        for k in range(self.steps):
+            rng = np.random.default_rng([self.seed, 1, k])
+            imgs, labels, classes = make_pretrain_batch(rng, self.n)
+            x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255
+            mats = np.stack([aug_matrix(rng) if rng.random() < 0.85 else np.eye(3) for _ in range(len(x))])
+            x = (augment(torch, x, mats) - mean) / std
+            yield x, torch.from_numpy(labels), torch.from_numpy(classes)
 
 
 def recalibrate_bn(torch, model, seed, pairs, clutter, n_batches):
@@ -833,7 +909,7 @@ def recalibrate_bn(torch, model, seed, pairs, clutter, n_batches):
         m.momentum = None
     model.train()
     with torch.no_grad():
-        for x, _, _, _ in BatchStream(seed, n_batches, pairs, clutter):
+        for x, *_ in BatchStream(seed, n_batches, pairs, clutter):
             model(x)
     for m, mom in zip(bns, saved):
         m.momentum = mom
@@ -844,16 +920,20 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=os.path.join(SCRIPT_DIR, "..", "assets", "clipdraw-tiny.pt"))
-    p.add_argument("--steps", type=int, default=700, help="training steps (fixes the LR schedule)")
+    p.add_argument("--pretrain-steps", type=int, default=400,
+                   help="stage-1 steps: image tower only, attribute classification")
+    p.add_argument("--steps", type=int, default=1000, help="stage-2 (contrastive) steps (fixes the LR schedule)")
     p.add_argument("--minutes", type=float, default=None,
                    help="stop training after this many minutes (then not deterministic)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the model")
     p.add_argument("--workers", type=int, default=1,
                    help="data-drawing worker processes (0: draw in the main process)")
     p.add_argument("--pairs", type=int, default=32, help="scene pairs per batch (2 images each)")
-    p.add_argument("--clutter", type=int, default=8, help="hard-negative clutter images per batch")
+    p.add_argument("--clutter", type=int, default=16, help="hard-negative clutter images per batch")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--aux", type=float, default=2.0, help="weight of the auxiliary attribute loss")
+    p.add_argument("--classes", type=float, default=1.0,
+                   help="weight of the shape and colour classification losses in stage 2")
     p.add_argument("--embed", type=int, default=128)
     p.add_argument("--eval-n", type=int, default=60)
     p.add_argument("--bn-batches", type=int, default=24,
@@ -884,7 +964,10 @@ def main(argv=None):
     # make colour / shape / place / count linearly readable early, which speeds up the
     # contrastive alignment a lot on this small budget
     aux = torch.nn.Linear(args.embed, N_LABELS)
-    params_opt = params + list(aux.parameters())
+    # and shape and colour classifiers on the pooled CNN features of scenes whose objects
+    # share a shape / a colour (see stage 1 below)
+    class_head = torch.nn.Linear(2 * img_enc.width, len(SHAPES) + len(COLOUR_NAMES))
+    params_opt = params + list(aux.parameters()) + list(class_head.parameters())
     print(f"model: {nparam / 1e6:.2f} M parameters, {n_known} known tokens, E={args.embed}", flush=True)
     opt = torch.optim.AdamW(params_opt, lr=args.lr, weight_decay=0.02)
     warm = max(1, args.steps // 20)
@@ -895,14 +978,44 @@ def main(argv=None):
         return args.lr * 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, args.steps - warm)))
 
     eval_tasks = eval_sets(args.seed + 7919, args.eval_n)
+    t_train = time.time()
+
+    # stage 1: the image tower alone learns to classify one-shape scenes (shape, colour,
+    # place, count, size). Shape is the slow attribute: trained jointly from the start, the
+    # contrastive loss settles on colour and place and shape stays near chance.
+    pre_opt = torch.optim.AdamW(list(img_enc.parameters()) + list(aux.parameters()) +
+                                list(class_head.parameters()), lr=args.lr, weight_decay=0.02)
+    pre_warm = max(1, args.pretrain_steps // 20)
+    pre = torch.utils.data.DataLoader(PretrainStream(args.seed, args.pretrain_steps, 2 * args.pairs),
+                                      batch_size=None, num_workers=args.workers,
+                                      prefetch_factor=4 if args.workers else None)
+    img_enc.train()
+    for step, (x, labels, classes) in enumerate(pre):
+        lr = args.lr * min(1.0, (step + 1) / pre_warm) * 0.5 * (1 + math.cos(math.pi * step / args.pretrain_steps))
+        for g in pre_opt.param_groups:
+            g["lr"] = lr
+        fi_raw, pooled = img_enc.forward_pooled(x)
+        logits = class_head(pooled)
+        loss_shape, loss_colour = class_losses(F, logits, classes)
+        loss_aux = F.binary_cross_entropy_with_logits(aux(F.normalize(fi_raw, dim=-1) * 8), labels)
+        loss = args.aux * loss_aux + loss_shape + loss_colour
+        pre_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        pre_opt.step()
+        if step % args.log_every == 0 or step == args.pretrain_steps - 1:
+            acc = (logits[:, :len(SHAPES)].argmax(1) == classes[:, 0]).float().mean().item()
+            print(f"stage 1 step {step:5d}/{args.pretrain_steps} shape {loss_shape.item():.3f} "
+                  f"colour {loss_colour.item():.3f} "
+                  f"(batch accuracy {acc * 100:.0f} %) aux {loss_aux.item():.3f} lr {lr:.2e} | "
+                  f"{(time.time() - t_start) / 60:.1f} min", flush=True)
+
     batches = BatchStream(args.seed, args.steps, args.pairs, args.clutter)
     loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=args.workers,
                                          prefetch_factor=4 if args.workers else None)
     t_data = t_model = 0.0
     step = 0
-    t_train = time.time()
     t0 = time.time()
-    for step, (x, tokens, m, labels) in enumerate(loader):
+    for step, (x, tokens, m, labels, classes) in enumerate(loader):
         if args.minutes is not None and time.time() - t_train > args.minutes * 60:
             print(f"time cap reached after {step} steps", flush=True)
             step -= 1
@@ -912,7 +1025,7 @@ def main(argv=None):
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         img_enc.train(); txt_enc.train()
-        fi_raw = img_enc(x)
+        fi_raw, pooled = img_enc.forward_pooled(x)
         fi = F.normalize(fi_raw, dim=-1)
         ft = F.normalize(txt_enc(tokens), dim=-1)
         logits = logit_scale.exp().clamp(max=100) * ft @ fi.t()  # (captions, images)
@@ -923,7 +1036,8 @@ def main(argv=None):
         tgt_i = mi / mi.sum(1, keepdim=True)
         loss_i = -(tgt_i * logits[:, : 2 * args.pairs].t().log_softmax(1)).sum(1).mean()
         loss_aux = F.binary_cross_entropy_with_logits(aux(fi * 8), labels)
-        loss = 0.5 * (loss_t + loss_i) + args.aux * loss_aux
+        loss_shape, loss_colour = class_losses(F, class_head(pooled), classes)
+        loss = 0.5 * (loss_t + loss_i) + args.aux * loss_aux + args.classes * (loss_shape + loss_colour)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -932,7 +1046,7 @@ def main(argv=None):
         t_model += t2 - t1
         t0 = time.time()
         if step % args.log_every == 0 or step == args.steps - 1:
-            print(f"step {step:5d}/{args.steps} loss {loss.item():.3f} aux {loss_aux.item():.3f} scale {logit_scale.exp().item():.1f} "
+            print(f"step {step:5d}/{args.steps} loss {loss.item():.3f} aux {loss_aux.item():.3f} shape {loss_shape.item():.3f} colour {loss_colour.item():.3f} scale {logit_scale.exp().item():.1f} "
                   f"lr {lr_at(step):.2e} | data {t_data / (step + 1):.2f} s model {t_model / (step + 1):.2f} s "
                   f"per step | {(time.time() - t_start) / 60:.1f} min", flush=True)
         if step > 0 and step % (args.log_every * 4) == 0:
@@ -964,7 +1078,7 @@ def main(argv=None):
     meta.update({
         "known_words": words,
         "training": {
-            "script": "scripts/train_tiny_clip.py", "seed": args.seed, "steps": steps_done,
+            "script": "scripts/train_tiny_clip.py", "seed": args.seed, "pretrain_steps": args.pretrain_steps, "steps": steps_done,
             "batch_images": 2 * args.pairs + args.clutter, "minutes": round(train_min, 1),
             "threads": args.threads,
         },

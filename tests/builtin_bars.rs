@@ -3,6 +3,9 @@
 //! centroid in that half, in at least 9 of 10 seeds each.
 //!
 //! Drawings use the default settings except for fewer iterations (ITERS).
+//!
+//! Also a check that the embedded file tells shapes apart, on shapes drawn by resvg
+//! rather than by the training script (see that test for its bar).
 
 use clipdraw::model::ClipModel;
 use clipdraw::optimize::{self, Control, Settings, Targets};
@@ -164,4 +167,89 @@ fn position_prompts_put_the_ink_in_that_half() {
     }
     println!("ink centroids:\n{}", report.join("\n"));
     assert!(!failed, "ink centroids:\n{}", report.join("\n"));
+}
+
+/// SVG markup of one shape centred in a 224 px canvas, filled or outlined in `rgb`.
+/// Drawn by hand here and rendered by resvg, so the images owe nothing to the
+/// training script's PIL drawings.
+fn shape_svg(shape: &str, rgb: &str, filled: bool) -> String {
+    let paint = if filled {
+        format!(r#"fill="{rgb}" stroke="none""#)
+    } else {
+        format!(r#"fill="none" stroke="{rgb}" stroke-width="9" stroke-linejoin="round""#)
+    };
+    let star: Vec<String> = (0..10)
+        .map(|k| {
+            let r = if k % 2 == 0 { 58.0 } else { 24.0 };
+            let a = (-90.0 + 36.0 * k as f64).to_radians();
+            format!("{:.1},{:.1}", 112.0 + r * a.cos(), 118.0 + r * a.sin())
+        })
+        .collect();
+    let body = match shape {
+        "circle" => format!(r#"<circle cx="112" cy="112" r="52" {paint}/>"#),
+        "square" => format!(r#"<rect x="68" y="68" width="88" height="88" {paint}/>"#),
+        "triangle" => format!(r#"<polygon points="112,52 170,156 54,156" {paint}/>"#),
+        "star" => format!(r#"<polygon points="{}" {paint}/>"#, star.join(" ")),
+        "heart" => format!(
+            r#"<path d="M112,166 C60,128 52,100 60,82 C72,54 104,56 112,84 C120,56 152,54 164,82 C172,100 164,128 112,166 Z" {paint}/>"#
+        ),
+        "cross" => format!(
+            r#"<polygon points="96,56 128,56 128,96 168,96 168,128 128,128 128,168 96,168 96,128 56,128 56,96 96,96" {paint}/>"#
+        ),
+        "line" => format!(
+            r#"<line x1="60" y1="160" x2="164" y2="64" stroke="{rgb}" stroke-width="{}" stroke-linecap="round"/>"#,
+            if filled { 14 } else { 7 }
+        ),
+        other => panic!("no such shape {other}"),
+    };
+    format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="224" height="224" viewBox="0 0 224 224"><rect width="224" height="224" fill="white"/>{body}</svg>"#
+    )
+}
+
+/// The embedded file tells shapes apart on shapes it never saw drawn this way: 7
+/// shapes × 4 colours × filled / outlined, written here as SVG and rendered by resvg,
+/// each classified among "a drawing of a <colour> <shape>" for the seven shapes with
+/// its true colour. Chance is 14 %.
+///
+/// The issue's 85 % bar is the training script's held-out accuracy on its own kind of
+/// drawings (96.7 % for this file). On these out-of-distribution drawings the file
+/// scores 46/56 (82 %): big filled crosses read as squares, outlined hearts as
+/// circles. The bar here, 75 %, guards against a regression (the first built-in model
+/// had 28 % shape accuracy); it was set after seeing the 82 %.
+#[test]
+fn the_built_in_model_names_shapes_drawn_by_resvg() {
+    const SHAPES: [&str; 7] = ["circle", "square", "triangle", "star", "heart", "cross", "line"];
+    let colours =
+        [("red", "#dc1e1e"), ("blue", "#1e46e1"), ("green", "#1ea52d"), ("black", "#111")];
+    let m = model();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hits, mut total, mut misses) = (0, 0, Vec::new());
+    for (name, rgb) in colours {
+        let prompts: Vec<String> =
+            SHAPES.iter().map(|s| format!("a drawing of a {name} {s}")).collect();
+        let refs: Vec<&str> = prompts.iter().map(|p| p.as_str()).collect();
+        let text = m.embed_prompts(&refs).unwrap(); // (7, E), unit length
+        for (k, shape) in SHAPES.iter().enumerate() {
+            for filled in [true, false] {
+                let path = dir.path().join(format!("{shape}-{name}-{filled}.svg"));
+                std::fs::write(&path, shape_svg(shape, rgb, filled)).unwrap();
+                let img = clipdraw::output::load_image(&path).unwrap();
+                let feats = tch::no_grad(|| {
+                    clipdraw::model::unit(&m.encode_image(&m.normalize(&img).unwrap()).unwrap())
+                })
+                .unwrap();
+                let best = feats.matmul(&text.transpose(0, 1)).argmax(-1, false).int64_value(&[0]);
+                total += 1;
+                if best as usize == k {
+                    hits += 1;
+                } else {
+                    let style = if filled { "filled" } else { "outlined" };
+                    misses.push(format!("{name} {shape} ({style}) -> {}", SHAPES[best as usize]));
+                }
+            }
+        }
+    }
+    println!("shapes named: {hits}/{total}; misses: {misses:?}");
+    assert!(hits * 100 >= 75 * total, "shapes named: {hits}/{total}; misses: {misses:?}");
 }
