@@ -811,8 +811,8 @@ def make_batch(rng, n_pairs, n_clutter):
             specs.append(sp)
     # hard negatives: clipdraw-like random init strokes, and a caption's scene under
     # clutter: heavy, moderate, or in the scene's own colour. The last two teach the model
-    # that leftover strokes spoil a drawing (v2 of the model tolerated them, and clipdraw
-    # left "a black circle" inside a tangle of dark green strokes)
+    # that leftover strokes spoil a drawing (a model trained without them tolerated them,
+    # and clipdraw left "a black circle" inside a tangle of dark green strokes)
     clutter_truth = []
     for k in range(n_clutter):
         if k % 4 == 0:
@@ -838,6 +838,16 @@ def make_batch(rng, n_pairs, n_clutter):
     return np.stack(imgs), caps, m, labels, classes
 
 
+def augmented_input(torch, rng, imgs):
+    """uint8 images (B,S,S,3) -> model input: clipdraw's augmentation on 85 % of them,
+    then CLIP normalisation."""
+    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255
+    mats = np.stack([aug_matrix(rng) if rng.random() < 0.85 else np.eye(3) for _ in range(len(x))])
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (augment(torch, x, mats) - mean) / std
+
+
 class BatchStream(torch.utils.data.IterableDataset):
     """Iterable of training batches; batch k depends only on (seed, k), so the stream is
     the same whether it is drawn in this process or in a DataLoader worker."""
@@ -852,20 +862,16 @@ class BatchStream(torch.utils.data.IterableDataset):
         if self.tok is None:
             self.tok = Tokens()
         torch.set_num_threads(1)
-        mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(STD).view(1, 3, 1, 1)
         for k in range(self.steps):
             rng = np.random.default_rng([self.seed, k])
             imgs, caps, m, labels, classes = make_batch(rng, self.pairs, self.clutter)
-            x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255
-            mats = np.stack([aug_matrix(rng) if rng.random() < 0.85 else np.eye(3) for _ in range(len(x))])
-            x = (augment(torch, x, mats) - mean) / std
+            x = augmented_input(torch, rng, imgs)
             yield x, self.tok(caps), torch.from_numpy(m), torch.from_numpy(labels), torch.from_numpy(classes)
 
 
 def make_pretrain_batch(rng, n):
     """Stage 1 (no text): one-shape scenes (one object, or two or three identical ones) with
-    their attribute labels and shape index, for the image tower's classification heads."""
+    their attribute labels and [shape, colour] indices, for the image tower's heads."""
     imgs, labels, classes = [], [], []
     for _ in range(n):
         sc = make_scene(rng, "single" if rng.random() < 0.75 else "same")
@@ -887,14 +893,10 @@ class PretrainStream(torch.utils.data.IterableDataset):
     def __iter__(self):
         import torch
         torch.set_num_threads(1)
-        mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(STD).view(1, 3, 1, 1)
         for k in range(self.steps):
             rng = np.random.default_rng([self.seed, 1, k])
             imgs, labels, classes = make_pretrain_batch(rng, self.n)
-            x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255
-            mats = np.stack([aug_matrix(rng) if rng.random() < 0.85 else np.eye(3) for _ in range(len(x))])
-            x = (augment(torch, x, mats) - mean) / std
+            x = augmented_input(torch, rng, imgs)
             yield x, torch.from_numpy(labels), torch.from_numpy(classes)
 
 
