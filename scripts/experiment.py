@@ -8,13 +8,17 @@ Methods (all with the same loss, scored the same way):
 
 Every drawing is scored with `clipdraw score` (the paper's metric: mean cosine
 similarity between the prompt and 64 random augmentations of the final image).
-Results are cached per run in OUT_DIR, so an interrupted experiment resumes.
+Results are cached per run under OUT_DIR in a folder named by a fingerprint of the
+model and the settings, so an interrupted experiment resumes and a retrained model or
+other settings start afresh. The fingerprint does not cover clipdraw's own code: after
+changing the rasterizer or the optimiser, delete OUT_DIR.
 
 Usage: python scripts/experiment.py [--seeds 10] [--iters 250] [--strokes 256]
        [--model FILE] [--out-dir target/experiment] [--doc docs/experiment.md]
 """
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -49,6 +53,19 @@ def run(cmd):
     return p.stdout
 
 
+def fingerprint(args, model):
+    """A short hash of the model (its file, or the built-in model's metadata, which
+    carries its training record and accuracies) and of the settings that change a run."""
+    h = hashlib.sha256()
+    if args.model:
+        with open(args.model, "rb") as f:
+            h.update(f.read())
+    else:
+        h.update(run([args.binary, "info"]).encode())
+    h.update(json.dumps([args.iters, args.strokes, args.score_augs]).encode())
+    return "run-" + h.hexdigest()[:12]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=10)
@@ -62,18 +79,20 @@ def main():
     args = ap.parse_args()
     if not os.path.exists(args.binary):
         sys.exit(f"experiment: {args.binary} is missing; run scripts/setup.sh first")
-    os.makedirs(args.out_dir, exist_ok=True)
     model = ["--model", args.model] if args.model else []
+    run_dir = os.path.join(args.out_dir, fingerprint(args, model))
+    os.makedirs(run_dir, exist_ok=True)
 
     scores = {}  # (prompt, method) -> [score per seed]
     images = {}  # (prompt, method) -> PNG of seed 0
+    draw_seconds = 0.0  # the drawings' own wall times, from their JSON, cached or not
     t0 = time.time()
     total = len(PROMPTS) * len(METHODS) * args.seeds
     done = 0
     for prompt in PROMPTS:
         for method, flags in METHODS.items():
             for seed in range(args.seeds):
-                stem = os.path.join(args.out_dir, f"{slug(prompt)}-{method}-s{seed}")
+                stem = os.path.join(run_dir, f"{slug(prompt)}-{method}-s{seed}")
                 result = stem + ".score.json"
                 if not os.path.exists(result):
                     run([args.binary, prompt, "--seed", str(seed), "--iters", str(args.iters),
@@ -87,13 +106,15 @@ def main():
                 with open(result) as f:
                     scores.setdefault((prompt, method), []).append(json.load(f)["score"])
                 images.setdefault((prompt, method), stem + ".png")
+                with open(stem + ".json") as f:
+                    draw_seconds += json.load(f)["timings"]["wall_s"]
                 done += 1
                 print(f"\r{done}/{total} runs, {time.time() - t0:.0f} s", end="", file=sys.stderr)
     print(file=sys.stderr)
-    write_doc(args, scores, images, time.time() - t0)
+    write_doc(args, scores, images, draw_seconds)
 
 
-def write_doc(args, scores, images, seconds):
+def write_doc(args, scores, images, draw_seconds):
     grid = os.path.join(os.path.dirname(args.doc), "experiment-grid.png")
     try:
         from PIL import Image, ImageDraw
@@ -121,16 +142,34 @@ def write_doc(args, scores, images, seconds):
         f"Model: {args.model or 'the built-in model'}; {args.seeds} seeds; {args.iters} iterations; "
         f"{args.strokes} strokes; score = mean cosine similarity over {args.score_augs} augmentations "
         f"(`clipdraw score`). Reproduce: `python scripts/experiment.py --seeds {args.seeds} "
-        f"--iters {args.iters}` ({seconds / 60:.0f} min here).",
+        f"--iters {args.iters}` (the drawings alone took {draw_seconds / 60:.0f} min here, "
+        f"{draw_seconds / len(scores) / args.seeds:.1f} s each).",
+        "",
+        "Methods: `clipdraw` is strokes with 8 augmentations per step (the default); "
+        "`clipdraw-noaug` the same with `--augs 0` (the paper's ablation); `pixels` is "
+        "`--representation pixels`, a 224×224 image optimised directly (the paper's baseline). "
+        "Each cell is the mean ± standard deviation over seeds.",
         "",
         "| prompt | " + " | ".join(METHODS) + " |",
         "| --- |" + " --- |" * len(METHODS),
     ]
     for prompt in PROMPTS:
         lines.append(f"| {prompt} | " + " | ".join(cell(scores[(prompt, m)]) for m in METHODS) + " |")
-    above = sum(statistics.mean(scores[(p, "clipdraw")]) > statistics.mean(scores[(p, "clipdraw-noaug")])
-                for p in PROMPTS)
-    lines += ["", f"CLIPDraw scores above CLIPDraw-without-augmentation on {above} of {len(PROMPTS)} prompts.", ""]
+
+    def beats(a, b):
+        """On how many prompts method a's mean score is above method b's."""
+        return sum(statistics.mean(scores[(p, a)]) > statistics.mean(scores[(p, b)]) for p in PROMPTS)
+
+    above = beats("clipdraw", "clipdraw-noaug")
+    pairs = [(a, b) for p in PROMPTS for a, b in zip(scores[(p, "clipdraw")], scores[(p, "clipdraw-noaug")])]
+    lines += [
+        "",
+        f"CLIPDraw scores above CLIPDraw-without-augmentation on {above} of {len(PROMPTS)} prompts "
+        f"(mean over seeds), and in {sum(a > b for a, b in pairs)} of {len(pairs)} same-seed pairs.",
+        f"Pixel optimisation scores below CLIPDraw on {beats('clipdraw', 'pixels')} of {len(PROMPTS)} prompts "
+        f"and above CLIPDraw-without-augmentation on {beats('pixels', 'clipdraw-noaug')}.",
+        "",
+    ]
     if grid:
         lines += [f"![seed 0 of every cell]({os.path.basename(grid)})", ""]
     with open(args.doc, "w") as f:
