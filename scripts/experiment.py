@@ -53,7 +53,7 @@ def run(cmd):
     return p.stdout
 
 
-def fingerprint(args, model):
+def fingerprint(args):
     """A short hash of the model (its file, or the built-in model's metadata, which
     carries its training record and accuracies) and of the settings that change a run."""
     h = hashlib.sha256()
@@ -80,7 +80,7 @@ def main():
     if not os.path.exists(args.binary):
         sys.exit(f"experiment: {args.binary} is missing; run scripts/setup.sh first")
     model = ["--model", args.model] if args.model else []
-    run_dir = os.path.join(args.out_dir, fingerprint(args, model))
+    run_dir = os.path.join(args.out_dir, fingerprint(args))
     os.makedirs(run_dir, exist_ok=True)
 
     scores = {}  # (prompt, method) -> [score per seed]
