@@ -14,23 +14,16 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clipdraw::augment::{self, Augmentation};
-use clipdraw::device::{self, DeviceRequest};
-use clipdraw::model::{unit, ClipModel};
-use clipdraw::optimize::{self, Settings, Targets};
+use clipdraw::device::{self, sync, DeviceRequest};
 use clipdraw::raster;
 use clipdraw::scene::{Canvas, Scene};
+use clipdraw::{ClipModel, Control, DrawRequest};
 use rand::SeedableRng;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 const STROKES: i64 = 256;
 const AUGS: usize = 8;
 const REPS: usize = 4;
-
-fn sync(t: &Tensor) {
-    if t.device().is_cuda() {
-        let _ = t.sum(Kind::Float).double_value(&[]);
-    }
-}
 
 #[derive(Default, Clone, Copy)]
 struct Parts {
@@ -61,25 +54,26 @@ fn one_iteration(
     scene.set_requires_grad(true);
     let t0 = Instant::now();
     let img = raster::rasterize(scene)?;
-    sync(&img);
+    sync(img.device());
     let t1 = Instant::now();
     let augs: Vec<Augmentation> = (0..AUGS)
         .map(|_| Augmentation::random(rng, scene.canvas.height, scene.canvas.width))
         .collect();
-    let batch = model.normalize(&augment::apply(&img, &augs, size)?)?;
-    sync(&batch);
+    let batch = augment::apply(&img, &augs, size)?;
+    sync(batch.device());
     let t2 = Instant::now();
-    // The CLIP part alone: a leaf cut at the model's input.
+    // The CLIP part alone (normalise, encode, unit length, loss): a leaf cut at the
+    // model's input. This dissects one iteration; the loop itself is clipdraw::draw.
     let leaf = batch.detach().set_requires_grad(true);
-    let feats = unit(&model.encode_image(&leaf)?)?;
+    let feats = model.embed_images(&leaf)?;
     let loss = -feats.matmul(&text.transpose(0, 1)).sum(Kind::Float);
     loss.backward();
     let g = leaf.grad();
-    sync(&g);
+    sync(g.device());
     let t3 = Instant::now();
     // d(sum(batch · g))/d(scene) is the vector-Jacobian product with g.
     (&batch * &g).sum(Kind::Float).backward();
-    sync(&scene.points.grad());
+    sync(scene.device());
     let t4 = Instant::now();
     {
         let _guard = tch::no_grad_guard();
@@ -90,7 +84,7 @@ fn one_iteration(
         }
         scene.clamp_(1.0, 50.0)?;
     }
-    sync(&scene.points);
+    sync(scene.device());
     let t5 = Instant::now();
     p.raster_fwd = (t1 - t0).as_secs_f64();
     p.aug_fwd = (t2 - t1).as_secs_f64();
@@ -160,17 +154,14 @@ fn main() -> Result<()> {
         );
     }
 
-    // A default run through the real loop, for its memory peak.
+    // A default drawing through the library's entry point, for its memory peak.
     let iters =
         std::env::var("CLIPDRAW_BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
-    let settings = Settings { iters, ..Settings::default() };
-    let targets = Targets::new(&model, "a drawing of a cat", &[])?;
-    let mut scene = Scene::random(1, STROKES, canvas, 0, dev)?;
-    let t = Instant::now();
-    let out = optimize::optimize(&model, &mut scene, &targets, &settings, |_| {
-        optimize::Control::Continue
-    })?;
-    let per = t.elapsed().as_secs_f64() / out.iters_done.max(1) as f64;
+    let mut request = DrawRequest::new("a drawing of a cat");
+    request.strokes = STROKES;
+    request.settings.iters = iters;
+    let drawing = clipdraw::draw(&model, &request, |_| Control::Continue)?;
+    let per = drawing.record.timings.as_ref().map_or(f64::NAN, |t| t.per_iteration.total_s);
     println!(
         "\ndefault loop: {iters} iterations, {per:.3} s/it ({:.2} it/s); peak RSS of this process {:.2} GiB",
         1.0 / per,
@@ -179,6 +170,5 @@ fn main() -> Result<()> {
     if dev.is_cuda() {
         println!("(GPU memory is not in RSS; see nvidia-smi)");
     }
-    let _ = Device::Cpu;
     Ok(())
 }

@@ -15,6 +15,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Result};
+use clipdraw::device::sync;
 use clipdraw::raster::{plan_stats, rasterize_with_stats};
 use clipdraw::scene::{Canvas, Scene};
 use tch::{Device, Kind, Tensor};
@@ -25,12 +26,6 @@ struct Timing {
     forward_ms: f64,
     backward_ms: f64,
     fragments: usize,
-}
-
-fn sync(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
-    }
 }
 
 /// Median over `reps` calls (after one warm-up) of forward and backward times.

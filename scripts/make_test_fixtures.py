@@ -6,6 +6,8 @@
   tiny_expected.json     Python's embeddings of fixed prompts and images, for the
                          Rust loader to match
   broken_*.pt            model files that are wrong in one way each
+  no_grad.pt             loads and checks out, but its encode_image cuts the autograd
+                         graph, so the first backward of a drawing fails in libtorch
 
 Usage: python scripts/make_test_fixtures.py OUT_DIR
 """
@@ -126,6 +128,37 @@ def main():
             return self.bpe_gz
 
     torch.jit.script(NoEncodeText()).save(os.path.join(out, "broken_no_encode_text.pt"))
+
+    class NoGrad(nn.Module):
+        """A valid bundle whose image tower detaches its input: every check at load
+        time passes, and libtorch refuses the first backward of a drawing."""
+
+        meta_json: str
+
+        def __init__(self):
+            super().__init__()
+            self.image_tower = image_ts
+            self.text_tower = text_ts
+            self.meta_json = meta_json
+            self.register_buffer("bpe_gz", torch.frombuffer(bytearray(bpe), dtype=torch.uint8))
+
+        @torch.jit.export
+        def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+            return self.image_tower(x.detach())
+
+        @torch.jit.export
+        def encode_text(self, t: torch.Tensor) -> torch.Tensor:
+            return self.text_tower(t)
+
+        @torch.jit.export
+        def metadata(self) -> str:
+            return self.meta_json
+
+        @torch.jit.export
+        def bpe_merges_gz(self) -> torch.Tensor:
+            return self.bpe_gz
+
+    torch.jit.script(NoGrad()).save(os.path.join(out, "no_grad.pt"))
 
     with open(tiny, "rb") as f:
         data = f.read()

@@ -78,6 +78,14 @@ pub fn resolve_with(req: DeviceRequest, cuda_devices: usize) -> Result<Resolved>
     }
 }
 
+/// Waits until the device has finished the work queued so far (for timings); on
+/// the CPU, where work is synchronous, it does nothing.
+pub fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! Loading clipdraw model files: TorchScript CLIP bundles (DESIGN.md section 3).
 //!
-//! Shapes: `B` batch, `S` image size, `C` context length, `E` embedding size.
+//! Shapes (the legend in `lib.rs`): `B` images or prompts in a batch, `V` the model's
+//! square input side, `C` context length, `E` embedding size.
 
 use std::io::Read;
 use std::path::Path;
@@ -9,12 +10,17 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
-use crate::tokenizer::{Tokenized, Tokenizer, END_OF_TEXT, START_OF_TEXT};
+use crate::tokenizer::{Tokenized, Tokenizer};
 
 /// The `format` every clipdraw model file declares in its metadata.
 pub const FORMAT: &str = "clipdraw-model";
 /// The newest metadata layout this build reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// How records name the built-in model.
+pub const BUILTIN_NAME: &str = "built-in";
+/// The built-in model: a small CLIP-style model trained on drawings of simple
+/// shapes by scripts/train_tiny_clip.py (docs/tiny-model.md says what it knows).
+static BUILTIN_MODEL: &[u8] = include_bytes!("../assets/clipdraw-tiny.pt");
 
 /// What a model file says about itself (its `metadata()` JSON).
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
@@ -87,6 +93,8 @@ impl ModelInfo {
 pub struct ClipModel {
     module: CModule,
     info: ModelInfo,
+    /// The file name, [`BUILTIN_NAME`], or `in-memory` (what records name it).
+    name: String,
     tokenizer: Tokenizer,
     device: Device,
     mean: Tensor, // (1, 3, 1, 1)
@@ -95,12 +103,16 @@ pub struct ClipModel {
 
 impl std::fmt::Debug for ClipModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClipModel").field("info", &self.info).field("device", &self.device).finish()
+        f.debug_struct("ClipModel")
+            .field("name", &self.name)
+            .field("info", &self.info)
+            .field("device", &self.device)
+            .finish()
     }
 }
 
 /// Reduces a libtorch error (which carries a C++ backtrace) to its first line.
-pub(crate) fn torch_msg(e: &tch::TchError) -> String {
+pub fn torch_msg(e: &tch::TchError) -> String {
     let s = e.to_string();
     let line = s
         .lines()
@@ -127,7 +139,28 @@ fn check_archive(bytes_head: &[u8], bytes_tail: &[u8]) -> Result<()> {
 impl ClipModel {
     /// Loads, validates and freezes the model file at `path` on `device`.
     pub fn load(path: &Path, device: Device) -> Result<Self> {
-        Self::load_inner(path, device).with_context(|| format!("model {}", path.display()))
+        let mut model =
+            Self::load_inner(path, device).with_context(|| format!("model {}", path.display()))?;
+        model.name = path
+            .file_name()
+            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().to_string());
+        Ok(model)
+    }
+
+    /// The built-in model (embedded in the binary) on `device`.
+    pub fn builtin(device: Device) -> Result<Self> {
+        let mut model =
+            Self::from_bytes(BUILTIN_MODEL, device).context("cannot load the built-in model")?;
+        model.name = BUILTIN_NAME.to_string();
+        Ok(model)
+    }
+
+    /// The model file at `path`, or the built-in model when there is none.
+    pub fn load_or_builtin(path: Option<&Path>, device: Device) -> Result<Self> {
+        match path {
+            Some(p) => Self::load(p, device).context("cannot load CLIP model"),
+            None => Self::builtin(device),
+        }
     }
 
     fn load_inner(path: &Path, device: Device) -> Result<Self> {
@@ -163,13 +196,15 @@ impl ClipModel {
 
         let info = read_info(&module)?;
         let tokenizer = read_tokenizer(&module)?;
-        let mean = Tensor::from_slice(&info.mean)
-            .to_kind(Kind::Float)
-            .view([1, 3, 1, 1])
-            .to_device(device);
-        let std =
-            Tensor::from_slice(&info.std).to_kind(Kind::Float).view([1, 3, 1, 1]).to_device(device);
-        let model = Self { module, info, tokenizer, device, mean, std };
+        let channels = |v: &[f64]| -> Result<Tensor> {
+            Ok(Tensor::from_slice(v)
+                .f_to_kind(Kind::Float)?
+                .f_view([1, 3, 1, 1])?
+                .f_to_device(device)?)
+        };
+        let (mean, std) = (channels(&info.mean)?, channels(&info.std)?);
+        let name = "in-memory".to_string();
+        let model = Self { module, info, name, tokenizer, device, mean, std };
         model.probe()?;
         Ok(model)
     }
@@ -178,7 +213,7 @@ impl ClipModel {
     fn probe(&self) -> Result<()> {
         let _guard = tch::no_grad_guard();
         let (s, c, e) = (self.info.image_size, self.info.context_length, self.info.embed_dim);
-        let x = Tensor::zeros([1, 3, s, s], (Kind::Float, self.device));
+        let x = Tensor::f_zeros([1, 3, s, s], (Kind::Float, self.device))?;
         let out = self.call("encode_image", &x).map_err(|err| {
             anyhow!(
                 "encode_image does not accept (1, 3, {s}, {s}) images as the metadata says: {err}"
@@ -191,7 +226,7 @@ impl ClipModel {
             );
         }
         let probe = self.tokenizer.tokenize("a drawing", c as usize);
-        let tokens = Tensor::from_slice(&probe.ids).view([1, c]).to_device(self.device);
+        let tokens = Tensor::from_slice(&probe.ids).f_view([1, c])?.f_to_device(self.device)?;
         let out = self.call("encode_text", &tokens).map_err(|err| {
             anyhow!("encode_text does not accept (1, {c}) tokens as the metadata says: {err}")
         })?;
@@ -224,8 +259,9 @@ impl ClipModel {
         self.device
     }
 
-    pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
+    /// What records call the model: its file name, `built-in` or `in-memory`.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The words of `prompt` (cleaned and lower-cased as CLIP does) that the model
@@ -250,20 +286,20 @@ impl ClipModel {
 
     /// CLIP normalisation of RGB images in [0, 1]: `(x - mean) / std`.
     ///
-    /// `images`: (B, 3, S, S) float on the model's device.
+    /// `images`: (B, 3, V, V) float on the model's device.
     pub fn normalize(&self, images: &Tensor) -> Result<Tensor> {
         Ok(images.f_sub(&self.mean)?.f_div(&self.std)?)
     }
 
     /// Image embeddings, unnormalised.
     ///
-    /// `images`: (B, 3, S, S) float32, already CLIP-normalised; returns (B, E).
+    /// `images`: (B, 3, V, V) float32, already CLIP-normalised; returns (B, E).
     /// Differentiable with respect to `images`.
     pub fn encode_image(&self, images: &Tensor) -> Result<Tensor> {
         let s = self.info.image_size;
         match images.size().as_slice() {
             &[_, 3, h, w] if h == s && w == s => {}
-            other => bail!("images have shape {other:?}, expected [B, 3, {s}, {s}]"),
+            other => bail!("images have shape {other:?}, expected [B, 3, {s}, {s}] (B images of the model's input size)"),
         }
         if images.kind() != Kind::Float {
             bail!("images have dtype {:?}, expected Float", images.kind());
@@ -283,6 +319,12 @@ impl ClipModel {
         self.call("encode_text", tokens)
     }
 
+    /// Unit-length image embeddings of RGB images in [0, 1]: normalise, encode, scale
+    /// to unit length. `images`: (B, 3, V, V) float; returns (B, E), differentiable.
+    pub fn embed_images(&self, images: &Tensor) -> Result<Tensor> {
+        unit(&self.encode_image(&self.normalize(images)?)?)
+    }
+
     /// Unit-length text embeddings of `prompts`: (B, E) on the model's device.
     pub fn embed_prompts(&self, prompts: &[&str]) -> Result<Tensor> {
         let c = self.info.context_length;
@@ -291,10 +333,9 @@ impl ClipModel {
             ids.extend(self.tokenize(p).ids);
         }
         let tokens =
-            Tensor::from_slice(&ids).view([prompts.len() as i64, c]).to_device(self.device);
+            Tensor::from_slice(&ids).f_view([prompts.len() as i64, c])?.f_to_device(self.device)?;
         let _guard = tch::no_grad_guard();
-        let feats = self.encode_text(&tokens)?;
-        Ok(unit(&feats)?)
+        unit(&self.encode_text(&tokens)?)
     }
 }
 
@@ -341,19 +382,13 @@ fn read_tokenizer(module: &CModule) -> Result<Tokenizer> {
             t.size()
         );
     }
-    let t = t.to_device(Device::Cpu);
+    let t = t
+        .f_to_device(Device::Cpu)
+        .map_err(|e| anyhow!("cannot read BPE merges: {}", torch_msg(&e)))?;
     let n = t.numel();
     let mut gz = vec![0u8; n];
     t.f_copy_data(&mut gz, n).map_err(|e| anyhow!("cannot read BPE merges: {}", torch_msg(&e)))?;
     Tokenizer::from_merges_gz(&gz).map_err(|e| anyhow!("BPE merges are broken: {e}"))
-}
-
-/// Ids `[START, END, 0, ...]`: what an empty prompt tokenizes to.
-pub fn empty_tokens(context_length: usize) -> Vec<i64> {
-    let mut v = vec![0; context_length];
-    v[0] = START_OF_TEXT;
-    v[1] = END_OF_TEXT;
-    v
 }
 
 #[cfg(test)]

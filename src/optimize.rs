@@ -1,6 +1,7 @@
 //! The CLIPDraw loop: rasterize, augment, embed, score, Adam step, clamp.
 //!
-//! Shapes: `N` drawings, `D` augmentations, `E` embedding size, `Q` negative prompts.
+//! Shapes (the legend in `lib.rs`): `N` drawings, `D` augmentations, `B` model batch,
+//! `V` the model's input side, `E` embedding size, `Q` negative prompts.
 
 use std::time::Instant;
 
@@ -10,63 +11,21 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
 use crate::augment::{self, Augmentation};
-use crate::model::{unit, ClipModel};
+use crate::device::sync;
+use crate::model::ClipModel;
 use crate::raster;
+use crate::request::Settings;
 use crate::scene::Scene;
-
-/// Everything that shapes an optimisation, with DESIGN.md's defaults.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct Settings {
-    pub iters: u32,
-    /// Augmentations per iteration; 0 scores the bare drawing (the paper's ablation).
-    pub augs: u32,
-    pub seed: u64,
-    pub negative_weight: f64,
-    pub min_width_px: f64,
-    pub max_width_px: f64,
-    pub lr_points: f64,
-    pub lr_width: f64,
-    pub lr_color: f64,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            iters: 250,
-            augs: 8,
-            seed: 0,
-            negative_weight: 0.3,
-            min_width_px: 1.0,
-            max_width_px: 50.0,
-            lr_points: 1.0,
-            lr_width: 0.1,
-            lr_color: 0.01,
-        }
-    }
-}
-
-impl Settings {
-    /// The points learning rate at iteration `t`: ×0.4 from 50 %, ×0.1 from 75 %.
-    pub fn lr_points_at(&self, t: u32) -> f64 {
-        let f = t as f64 / self.iters.max(1) as f64;
-        if f >= 0.75 {
-            self.lr_points * 0.1
-        } else if f >= 0.5 {
-            self.lr_points * 0.4
-        } else {
-            self.lr_points
-        }
-    }
-}
 
 /// What the loop reports after each iteration.
 #[derive(Clone, Debug)]
 pub struct Step {
     /// 1-based iteration just finished.
     pub iter: u32,
+    /// Iterations the run will do in all.
+    pub iters: u32,
     /// Mean cosine similarity to the prompt over this iteration's augmentations.
     pub score: f64,
-    pub loss: f64,
 }
 
 /// Whether the caller wants the loop to go on.
@@ -77,7 +36,7 @@ pub enum Control {
 }
 
 /// Where an iteration's time went, summed over the run.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Timings {
     pub total_s: f64,
     pub raster_s: f64,
@@ -87,7 +46,7 @@ pub struct Timings {
 }
 
 /// How the run ended.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ending {
     Finished,
@@ -96,10 +55,9 @@ pub enum Ending {
     NonFinite,
 }
 
+/// What [`optimize`] did.
 pub struct Outcome {
     pub iters_done: u32,
-    /// Score at the last finished iteration (NaN when none finished).
-    pub last_score: f64,
     pub ending: Ending,
     pub timings: Timings,
 }
@@ -117,18 +75,18 @@ impl AdamSlot {
 
     /// One Adam step (β = 0.9, 0.999; ε = 1e-8) on `p` in place, `t` 1-based.
     fn step(&mut self, p: &mut Tensor, lr: f64, t: u32) -> Result<()> {
-        let g = p.grad();
+        let mut g = p.grad();
         if !g.defined() {
             return Ok(());
         }
         let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
-        self.m = &self.m * b1 + &g * (1.0 - b1);
-        self.v = &self.v * b2 + g.square() * (1.0 - b2);
-        let mhat = &self.m / (1.0 - b1.powi(t as i32));
-        let vhat = &self.v / (1.0 - b2.powi(t as i32));
-        let update = mhat / (vhat.sqrt() + eps) * lr;
+        self.m = self.m.f_mul_scalar(b1)?.f_add(&g.f_mul_scalar(1.0 - b1)?)?;
+        self.v = self.v.f_mul_scalar(b2)?.f_add(&g.f_square()?.f_mul_scalar(1.0 - b2)?)?;
+        let mhat = self.m.f_div_scalar(1.0 - b1.powi(t as i32))?;
+        let vhat = self.v.f_div_scalar(1.0 - b2.powi(t as i32))?;
+        let update = mhat.f_div(&vhat.f_sqrt()?.f_add_scalar(eps)?)?.f_mul_scalar(lr)?;
         let _ = p.f_sub_(&update)?;
-        let _ = p.grad().f_zero_()?;
+        let _ = g.f_zero_()?;
         Ok(())
     }
 }
@@ -145,7 +103,7 @@ impl Targets {
     pub fn new(model: &ClipModel, prompt: &str, negatives: &[String]) -> Result<Self> {
         let prompt = model.embed_prompts(&[prompt])?;
         let negatives = if negatives.is_empty() {
-            Tensor::zeros([0, prompt.size()[1]], (Kind::Float, model.device()))
+            Tensor::f_zeros([0, prompt.size2()?.1], (Kind::Float, model.device()))?
         } else {
             let refs: Vec<&str> = negatives.iter().map(String::as_str).collect();
             model.embed_prompts(&refs)?
@@ -154,19 +112,19 @@ impl Targets {
     }
 }
 
-/// Renders `scene` as the model sees it: (N·max(D,1), 3, S, S), CLIP-normalised.
+/// `raster` (N, 3, H, W) as the model sees it: (B, 3, V, V) in [0, 1], B = N·max(D, 1),
+/// the D augmentations of each drawing, or each drawing resized when D = 0.
 fn model_batch(model: &ClipModel, raster: &Tensor, augs: &[Augmentation]) -> Result<Tensor> {
     let size = model.info().image_size;
-    let batch = if augs.is_empty() {
-        augment::resize(raster, size)?
+    if augs.is_empty() {
+        augment::resize(raster, size)
     } else {
-        augment::apply(raster, augs, size)?
-    };
-    model.normalize(&batch)
+        augment::apply(raster, augs, size)
+    }
 }
 
 /// What the loop optimises: strokes (CLIPDraw) or raw pixels (the paper's baseline).
-pub trait Drawing {
+pub trait Trainable {
     /// (height, width) of the rendered image, in pixels.
     fn size(&self) -> (i64, i64);
     /// The image CLIP judges: (1, 3, H, W) in [0, 1], differentiable.
@@ -187,7 +145,7 @@ fn finite(t: &Tensor) -> Result<bool> {
     Ok(t.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0)
 }
 
-impl Drawing for Scene {
+impl Trainable for Scene {
     fn size(&self) -> (i64, i64) {
         (self.canvas.height, self.canvas.width)
     }
@@ -254,7 +212,7 @@ impl PixelImage {
     }
 }
 
-impl Drawing for PixelImage {
+impl Trainable for PixelImage {
     fn size(&self) -> (i64, i64) {
         let s = self.logits.size();
         (s[2], s[3])
@@ -288,7 +246,7 @@ impl Drawing for PixelImage {
 /// Optimises `drawing` in place; calls `on_step` after every iteration.
 ///
 /// One drawing at a time: the loss takes a (1, 3, H, W) render.
-pub fn optimize<D: Drawing>(
+pub fn optimize<D: Trainable>(
     model: &ClipModel,
     drawing: &mut D,
     targets: &Targets,
@@ -301,18 +259,11 @@ pub fn optimize<D: Drawing>(
     let mut slots: Vec<AdamSlot> =
         drawing.params_mut(settings, 0).into_iter().map(|(p, _)| AdamSlot::new(p)).collect();
     let mut timings = Timings::default();
-    let mut last_score = f64::NAN;
     let start = Instant::now();
-    let sync = |t: &Tensor| {
-        // On CUDA, timings need the queue drained; on CPU this is a no-op.
-        if t.device().is_cuda() {
-            let _ = t.sum(Kind::Float).double_value(&[]);
-        }
-    };
-    let finish = |drawing: &mut D, iters_done, last_score, ending, mut timings: Timings| {
+    let finish = |drawing: &mut D, iters_done, ending, mut timings: Timings| {
         drawing.set_requires_grad(false);
         timings.total_s = start.elapsed().as_secs_f64();
-        Ok(Outcome { iters_done, last_score, ending, timings })
+        Ok(Outcome { iters_done, ending, timings })
     };
     for t in 1..=settings.iters {
         let backup = drawing.snapshot()?;
@@ -322,23 +273,23 @@ pub fn optimize<D: Drawing>(
         if n != 1 {
             bail!("optimize takes one drawing at a time, got {n}");
         }
-        sync(&image);
+        sync(image.device());
         let t1 = Instant::now();
         let augs: Vec<Augmentation> =
             (0..settings.augs).map(|_| Augmentation::random(&mut rng, height, width)).collect();
         let batch = model_batch(model, &image, &augs)?;
-        sync(&batch);
+        sync(batch.device());
         let t2 = Instant::now();
-        let feats = unit(&model.encode_image(&batch)?)?; // (D, E)
+        let feats = model.embed_images(&batch)?; // (D, E)
         let sims = feats.f_matmul(&targets.prompt.f_transpose(0, 1)?)?; // (D, 1)
-        let mut loss = -sims.f_sum(Kind::Float)?;
+        let mut loss = sims.f_sum(Kind::Float)?.f_neg()?;
         if targets.negatives.size()[0] > 0 {
             let neg = feats.f_matmul(&targets.negatives.f_transpose(0, 1)?)?; // (D, Q)
-            loss = loss + neg.f_sum(Kind::Float)? * settings.negative_weight;
+            loss = loss.f_add(&neg.f_sum(Kind::Float)?.f_mul_scalar(settings.negative_weight)?)?;
         }
-        loss.backward();
-        let loss_v = loss.double_value(&[]);
-        let score = sims.mean(Kind::Float).double_value(&[]);
+        loss.f_backward()?;
+        let loss_v = loss.f_double_value(&[])?;
+        let score = sims.f_mean(Kind::Float)?.f_double_value(&[])?;
         let t3 = Instant::now();
         {
             let _guard = tch::no_grad_guard();
@@ -355,18 +306,18 @@ pub fn optimize<D: Drawing>(
         timings.step_s += (t4 - t3).as_secs_f64();
         if !ok {
             *drawing = backup;
-            return finish(drawing, t - 1, last_score, Ending::NonFinite, timings);
+            return finish(drawing, t - 1, Ending::NonFinite, timings);
         }
-        last_score = score;
-        if on_step(&Step { iter: t, score, loss: loss_v }) == Control::Stop {
-            return finish(drawing, t, last_score, Ending::Interrupted, timings);
+        if on_step(&Step { iter: t, iters: settings.iters, score }) == Control::Stop {
+            return finish(drawing, t, Ending::Interrupted, timings);
         }
     }
-    finish(drawing, settings.iters, last_score, Ending::Finished, timings)
+    finish(drawing, settings.iters, Ending::Finished, timings)
 }
 
-/// The paper's metric: mean cosine similarity between `prompt` and `k` random
-/// augmentations of `images` ((1, 3, H, W) in [0, 1]).
+/// The paper's metric: mean cosine similarity between `prompt` ((1, E), unit length)
+/// and `k` random augmentations of each of `images` ((N, 3, H, W) in [0, 1]), over
+/// all N·k views; `k` = 0 scores each image resized, without augmentation.
 pub fn score(
     model: &ClipModel,
     images: &Tensor,
@@ -378,16 +329,17 @@ pub fn score(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let augs: Vec<Augmentation> = (0..k).map(|_| Augmentation::random(&mut rng, h, w)).collect();
     let _guard = tch::no_grad_guard();
-    let mut total = 0.0;
-    // Chunks of 16 keep memory flat for large K; K = 0 is one bare image.
+    let (mut total, mut views) = (0.0, 0i64);
+    // Chunks of 16 keep memory flat for large K; K = 0 is one bare view per image.
     let chunks: Vec<&[Augmentation]> =
         if augs.is_empty() { vec![&[]] } else { augs.chunks(16).collect() };
     for chunk in chunks {
-        let batch = model_batch(model, images, chunk)?;
-        let feats = unit(&model.encode_image(&batch)?)?;
-        total += feats.f_matmul(&prompt.f_transpose(0, 1)?)?.f_sum(Kind::Float)?.double_value(&[]);
+        let feats = model.embed_images(&model_batch(model, images, chunk)?)?; // (B, E)
+        views += feats.size2()?.0;
+        let sims = feats.f_matmul(&prompt.f_transpose(0, 1)?)?; // (B, 1)
+        total += sims.f_sum(Kind::Float)?.f_double_value(&[])?;
     }
-    Ok(total / k.max(1) as f64)
+    Ok(total / views.max(1) as f64)
 }
 
 /// Time spent per iteration in each part.
@@ -405,16 +357,6 @@ pub fn per_iter(t: &Timings, iters: u32) -> Timings {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn points_schedule_follows_the_paper() {
-        let s = Settings { iters: 100, ..Settings::default() };
-        assert_eq!(s.lr_points_at(0), 1.0);
-        assert_eq!(s.lr_points_at(49), 1.0);
-        assert_eq!(s.lr_points_at(50), 0.4);
-        assert_eq!(s.lr_points_at(74), 0.4);
-        assert!((s.lr_points_at(75) - 0.1).abs() < 1e-12);
-    }
 
     #[test]
     fn adam_matches_the_closed_form_first_step() {

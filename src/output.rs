@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use tch::{Kind, Tensor};
 
+use crate::pipeline::Drawing;
+
 /// The three files of one drawing, named from one stem: `STEM.svg`, `.png`, `.json`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct OutputPaths {
@@ -48,6 +50,30 @@ impl OutputPaths {
         }
         Ok(())
     }
+}
+
+/// Writes `drawing` as `paths` says (SVG for strokes, PNG at `png_size` px, the JSON
+/// sidecar with the full record, in that order, each atomically) and returns the
+/// paths written. Nothing is written unless the drawing renders and encodes.
+pub fn write_drawing(
+    drawing: &Drawing,
+    paths: &OutputPaths,
+    png_size: u32,
+    force: bool,
+) -> Result<Vec<PathBuf>> {
+    let svg = drawing.svg()?;
+    let png = drawing.png(png_size)?;
+    let written: Vec<PathBuf> =
+        paths.written(svg.is_some()).into_iter().map(Path::to_path_buf).collect();
+    let mut record = drawing.record.clone();
+    record.outputs = Some(written.clone());
+    let sidecar = serde_json::to_string_pretty(&record)?;
+    if let Some(svg) = &svg {
+        write_atomic(&paths.svg, svg.as_bytes(), force)?;
+    }
+    write_atomic(&paths.png, &png, force)?;
+    write_atomic(&paths.json, sidecar.as_bytes(), force)?;
+    Ok(written)
 }
 
 /// A file stem made from the prompt and seed: `a-drawing-of-a-cat-s0`.
@@ -123,6 +149,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     })();
     let _ = std::fs::remove_file(&tmp);
     result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Draws an SVG file through clipdraw's own rasterizer (what CLIP sees) as a PNG,
+/// at the file's size or with its longer side scaled to `size_px`.
+pub fn rasterize_svg_file(input: &Path, size_px: Option<u32>) -> Result<Vec<u8>> {
+    let text = std::fs::read_to_string(input)
+        .map_err(|e| anyhow!("cannot read {}: {e}", input.display()))?;
+    let scene = crate::svg::from_svg(&text, tch::Device::Cpu)
+        .with_context(|| format!("cannot use {}", input.display()))?;
+    let scene = match size_px {
+        Some(px) => scene.scaled_to(px as i64)?,
+        None => scene,
+    };
+    let image = tch::no_grad(|| crate::raster::rasterize(&scene))?;
+    tensor_to_png(&image)
 }
 
 /// Renders SVG text with resvg to a square-ish PNG whose longer side is `size_px`.

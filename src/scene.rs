@@ -2,12 +2,12 @@
 //! colours, with the CLIPDraw initialisation (DESIGN.md section 1) and the clamps
 //! applied after every optimiser step.
 //!
-//! Shapes: `N` drawings (batch), `S` strokes per drawing, `P` = 10 control points per
-//! stroke (p0, then 3 per cubic segment, [`MAX_SEGMENTS`] segments at most), `H`×`W`
-//! pixels. Coordinates are pixels, x right and y down, (0, 0) the top-left corner of
+//! Shapes (the legend in `lib.rs`): `N` drawings (batch), `S` strokes per drawing,
+//! `P` = 10 control points per stroke (p0, then 3 per cubic segment, [`MAX_SEGMENTS`]
+//! segments at most), `H`×`W` pixels. Coordinates are pixels, x right and y down, (0, 0) the top-left corner of
 //! the canvas; pixel (i, j) has its centre at (i + 0.5, j + 0.5).
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
@@ -58,6 +58,24 @@ pub struct Scene {
     pub widths: Tensor,
     /// (N, S, 4) float: RGBA in [0, 1]; alpha is the stroke's opacity.
     pub colors: Tensor,
+}
+
+/// One stroke as plain values: an open path of 1–3 cubic Bézier segments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stroke {
+    /// p0, then 3 points per cubic segment (4, 7 or 10 points), in pixels.
+    pub points: Vec<[f32; 2]>,
+    pub width_px: f32,
+    /// RGBA in [0, 1]; alpha is the stroke's opacity.
+    pub rgba: [f32; 4],
+}
+
+impl Stroke {
+    /// Cubic segments, or `None` when the point count is not 1 + 3k, k in 1..=3.
+    pub fn segments(&self) -> Option<i64> {
+        let n = self.points.len() as i64;
+        ((n - 1) % 3 == 0 && (1..=MAX_SEGMENTS).contains(&((n - 1) / 3))).then_some((n - 1) / 3)
+    }
 }
 
 /// How [`Scene::random`] and [`Scene::grown`] draw strokes.
@@ -172,42 +190,125 @@ impl Scene {
         if drawings < 1 || strokes < 1 {
             bail!("a scene needs at least 1 drawing and 1 stroke, got {drawings} drawings of {strokes} strokes");
         }
-        let count = (drawings * strokes) as usize;
-        let p = POINTS_PER_STROKE as usize;
         let (cw, ch) = (canvas.width as f64, canvas.height as f64);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut points = Vec::with_capacity(count * p * 2);
-        let mut segments = Vec::with_capacity(count);
-        let mut widths = Vec::with_capacity(count);
-        let mut colors = Vec::with_capacity(count * 4);
-        for _ in 0..count {
-            let nseg: i64 = rng.gen_range(1..=MAX_SEGMENTS);
-            let mut x = rng.gen::<f64>() * cw;
-            let mut y = rng.gen::<f64>() * ch;
-            points.extend([x as f32, y as f32]);
-            for _ in 0..3 * nseg {
-                x += spec.step * cw * (rng.gen::<f64>() - 0.5);
-                y += spec.step * ch * (rng.gen::<f64>() - 0.5);
-                points.extend([x as f32, y as f32]);
-            }
+        let all: Vec<Stroke> = (0..drawings * strokes)
+            .map(|_| {
+                let nseg: i64 = rng.gen_range(1..=MAX_SEGMENTS);
+                let mut x = rng.gen::<f64>() * cw;
+                let mut y = rng.gen::<f64>() * ch;
+                let mut points = vec![[x as f32, y as f32]];
+                for _ in 0..3 * nseg {
+                    x += spec.step * cw * (rng.gen::<f64>() - 0.5);
+                    y += spec.step * ch * (rng.gen::<f64>() - 0.5);
+                    points.push([x as f32, y as f32]);
+                }
+                let (lo, hi) = spec.width_px;
+                let width_px = (lo + (hi - lo) * rng.gen::<f64>()) as f32;
+                let rgba = [rng.gen::<f32>(), rng.gen::<f32>(), rng.gen::<f32>(), rng.gen::<f32>()];
+                Stroke { points, width_px, rgba }
+            })
+            .collect();
+        Self::from_stroke_rows(canvas, drawings, &all, device)
+    }
+
+    /// One drawing (N = 1) made of `strokes`, painted in order, on `device`.
+    pub fn from_strokes(canvas: Canvas, strokes: &[Stroke], device: Device) -> Result<Scene> {
+        Self::from_stroke_rows(canvas, 1, strokes, device)
+    }
+
+    /// `drawings` drawings from `strokes` laid out drawing by drawing.
+    fn from_stroke_rows(
+        canvas: Canvas,
+        drawings: i64,
+        strokes: &[Stroke],
+        device: Device,
+    ) -> Result<Scene> {
+        let total = strokes.len() as i64;
+        if drawings < 1 || total == 0 || total % drawings != 0 {
+            bail!("{total} strokes cannot make {drawings} drawings of at least 1 stroke each");
+        }
+        let (n, s) = (drawings, total / drawings);
+        let p = POINTS_PER_STROKE as usize;
+        let mut points = Vec::with_capacity(strokes.len() * p * 2);
+        let mut segments = Vec::with_capacity(strokes.len());
+        let mut widths = Vec::with_capacity(strokes.len());
+        let mut colors = Vec::with_capacity(strokes.len() * 4);
+        for (k, st) in strokes.iter().enumerate() {
+            let nseg = st.segments().ok_or_else(|| {
+                anyhow!(
+                    "stroke {k} has {} control points, expected 4, 7 or 10 (p0, then 3 per cubic segment)",
+                    st.points.len()
+                )
+            })?;
+            let last = st.points[st.points.len() - 1];
             // Unused trailing points repeat the last used one.
-            for _ in 3 * nseg + 1..POINTS_PER_STROKE {
-                points.extend([x as f32, y as f32]);
+            for j in 0..p {
+                points.extend(*st.points.get(j).unwrap_or(&last));
             }
             segments.push(nseg);
-            let (lo, hi) = spec.width_px;
-            widths.push((lo + (hi - lo) * rng.gen::<f64>()) as f32);
-            for _ in 0..4 {
-                colors.push(rng.gen::<f32>());
-            }
+            widths.push(st.width_px);
+            colors.extend(st.rgba);
         }
-        let (n, s) = (drawings, strokes);
+        let host = |v: Tensor, shape: &[i64]| -> Result<Tensor> {
+            Ok(v.f_view(shape)?.f_to_device(device)?)
+        };
         Scene::new(
             canvas,
-            Tensor::from_slice(&points).view([n, s, POINTS_PER_STROKE, 2]).to_device(device),
-            Tensor::from_slice(&segments).view([n, s]).to_device(device),
-            Tensor::from_slice(&widths).view([n, s]).to_device(device),
-            Tensor::from_slice(&colors).view([n, s, 4]).to_device(device),
+            host(Tensor::from_slice(&points), &[n, s, POINTS_PER_STROKE, 2])?,
+            host(Tensor::from_slice(&segments), &[n, s])?,
+            host(Tensor::from_slice(&widths), &[n, s])?,
+            host(Tensor::from_slice(&colors), &[n, s, 4])?,
+        )
+    }
+
+    /// The strokes of drawing 0 (N must be 1), in painting order, as plain values.
+    pub fn strokes(&self) -> Result<Vec<Stroke>> {
+        let (n, s) = self.check()?;
+        if n != 1 {
+            bail!("the scene has {n} drawings; select one with Scene::select");
+        }
+        let host = |t: &Tensor| -> Result<Vec<f32>> {
+            let t = t.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?;
+            Ok(Vec::<f32>::try_from(&t.f_flatten(0, -1)?)?)
+        };
+        let (points, widths, colors) =
+            (host(&self.points)?, host(&self.widths)?, host(&self.colors)?);
+        let segments =
+            Vec::<i64>::try_from(&self.segments.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
+        let p = POINTS_PER_STROKE as usize;
+        (0..s as usize)
+            .map(|k| {
+                let nseg = segments[k];
+                if !(1..=MAX_SEGMENTS).contains(&nseg) {
+                    bail!("stroke {k} has {nseg} segments, expected 1..={MAX_SEGMENTS}");
+                }
+                let used = 3 * nseg as usize + 1;
+                let pts = &points[k * p * 2..(k * p + used) * 2];
+                Ok(Stroke {
+                    points: pts.chunks(2).map(|xy| [xy[0], xy[1]]).collect(),
+                    width_px: widths[k],
+                    rgba: [colors[4 * k], colors[4 * k + 1], colors[4 * k + 2], colors[4 * k + 3]],
+                })
+            })
+            .collect()
+    }
+
+    /// The scene with its longer canvas side scaled to `px` pixels: points and
+    /// widths scale with it, colours stay.
+    pub fn scaled_to(&self, px: i64) -> Result<Scene> {
+        let c = &self.canvas;
+        let f = px as f64 / c.width.max(c.height) as f64;
+        let canvas = Canvas::new(
+            ((c.width as f64 * f).round() as i64).max(1),
+            ((c.height as f64 * f).round() as i64).max(1),
+        )?;
+        Scene::new(
+            canvas,
+            self.points.f_mul_scalar(f)?,
+            self.segments.shallow_clone(),
+            self.widths.f_mul_scalar(f)?,
+            self.colors.shallow_clone(),
         )
     }
 
@@ -264,7 +365,7 @@ impl Scene {
         self.points.device()
     }
 
-    /// A detached copy on `device` (for example the CPU, to write it out).
+    /// A detached copy on `device`.
     pub fn to_device(&self, device: Device) -> Result<Scene> {
         let mv = |t: &Tensor| -> Result<Tensor> { Ok(t.f_to_device(device)?.f_detach_copy()?) };
         Scene::new(
@@ -388,5 +489,43 @@ mod tests {
         .to_string();
         assert!(e.contains("widths") && e.contains("[3, 5]"), "{e}");
         assert!(Canvas::new(0, 10).unwrap_err().to_string().contains("0x10"));
+    }
+
+    #[test]
+    fn strokes_round_trip_through_a_scene() {
+        let canvas = Canvas::new(60, 40).unwrap();
+        let scene = Scene::random(1, 20, canvas, 3, Device::Cpu).unwrap();
+        let strokes = scene.strokes().unwrap();
+        assert_eq!(strokes.len(), 20);
+        let back = Scene::from_strokes(canvas, &strokes, Device::Cpu).unwrap();
+        for (a, b) in [
+            (&scene.points, &back.points),
+            (&scene.widths, &back.widths),
+            (&scene.colors, &back.colors),
+        ] {
+            assert_eq!(vec_f32(a), vec_f32(b));
+        }
+        assert_eq!(
+            Vec::<i64>::try_from(scene.segments.flatten(0, -1)).unwrap(),
+            strokes.iter().map(|s| s.segments().unwrap()).collect::<Vec<_>>()
+        );
+        let bad = Stroke { points: vec![[0.0, 0.0]; 5], width_px: 1.0, rgba: [0.0; 4] };
+        let e = Scene::from_strokes(canvas, &[bad], Device::Cpu).unwrap_err().to_string();
+        assert!(e.contains("stroke 0 has 5 control points"), "{e}");
+        assert!(Scene::from_strokes(canvas, &[], Device::Cpu).is_err());
+        let two = Scene::random(2, 3, canvas, 0, Device::Cpu).unwrap();
+        assert!(two.strokes().unwrap_err().to_string().contains("2 drawings"));
+    }
+
+    #[test]
+    fn scaled_to_scales_points_and_widths_with_the_longer_side() {
+        let scene = Scene::grown(1, 4, Canvas::new(100, 50).unwrap(), 1, Device::Cpu).unwrap();
+        let big = scene.scaled_to(300).unwrap();
+        assert_eq!(big.canvas, Canvas::new(300, 150).unwrap());
+        let (a, b) = (vec_f32(&scene.points), vec_f32(&big.points));
+        assert!(a.iter().zip(&b).all(|(x, y)| (x * 3.0 - y).abs() < 1e-4));
+        let (a, b) = (vec_f32(&scene.widths), vec_f32(&big.widths));
+        assert!(a.iter().zip(&b).all(|(x, y)| (x * 3.0 - y).abs() < 1e-4));
+        assert_eq!(vec_f32(&scene.colors), vec_f32(&big.colors));
     }
 }

@@ -7,10 +7,10 @@
 use std::fmt::Write as _;
 
 use anyhow::{anyhow, bail, Result};
-use tch::{Device, Kind, Tensor};
+use tch::Device;
 use usvg::tiny_skia_path::{PathSegment, Point};
 
-use crate::scene::{Canvas, Scene, MAX_SEGMENTS, POINTS_PER_STROKE};
+use crate::scene::{Canvas, Scene, Stroke, MAX_SEGMENTS};
 
 /// Decimals written for coordinates and widths (pixels) and opacities: 1/1000 px
 /// is far below what anti-aliasing can show, and re-parsing gives the same picture.
@@ -42,16 +42,7 @@ pub fn to_svg(scene: &Scene, metadata: Option<&str>) -> Result<String> {
     if n != 1 {
         bail!("to_svg writes one drawing, but the scene has {n}; select one with Scene::select");
     }
-    let host = |t: &Tensor| -> Result<Vec<f64>> {
-        let t = t.detach().f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?.f_flatten(0, -1)?;
-        Ok(Vec::<f64>::try_from(&t)?)
-    };
-    let points = host(&scene.points)?; // (S·P·2)
-    let widths = host(&scene.widths)?; // (S)
-    let colors = host(&scene.colors)?; // (S·4)
-    let segments =
-        Vec::<i64>::try_from(&scene.segments.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?; // (S)
-
+    let strokes = scene.strokes()?;
     let (w, h) = (scene.canvas.width, scene.canvas.height);
     let mut out = String::with_capacity(200 + 220 * s as usize);
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -60,15 +51,10 @@ pub fn to_svg(scene: &Scene, metadata: Option<&str>) -> Result<String> {
         let _ = writeln!(out, "<metadata>{m}</metadata>");
     }
     let _ = writeln!(out, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
-    let p = POINTS_PER_STROKE as usize;
-    for k in 0..s as usize {
-        let nseg = segments[k];
-        if !(1..=MAX_SEGMENTS).contains(&nseg) {
-            bail!("stroke {k} has {nseg} segments, expected 1..={MAX_SEGMENTS}");
-        }
-        let used = &points[k * p * 2..(k * p + 3 * nseg as usize + 1) * 2];
-        let c = &colors[k * 4..k * 4 + 4];
-        if let Some(v) = used.iter().chain(c).chain([&widths[k]]).find(|v| !v.is_finite()) {
+    for (k, st) in strokes.iter().enumerate() {
+        let (c, width) = (st.rgba.map(f64::from), st.width_px as f64);
+        let used: Vec<f64> = st.points.iter().flat_map(|p| [p[0] as f64, p[1] as f64]).collect();
+        if let Some(v) = used.iter().chain(&c).chain([&width]).find(|v| !v.is_finite()) {
             bail!("stroke {k} has a non-finite value ({v}) in its points, width or colour");
         }
         let mut d = format!("M {} {}", num(used[0]), num(used[1]));
@@ -83,19 +69,11 @@ pub fn to_svg(scene: &Scene, metadata: Option<&str>) -> Result<String> {
             channel_hex(c[1]),
             channel_hex(c[2]),
             num(c[3].clamp(0.0, 1.0)),
-            num(widths[k].max(0.0)),
+            num(width.max(0.0)),
         );
     }
     out.push_str("</svg>\n");
     Ok(out)
-}
-
-/// A stroke read from a file, before it becomes tensor rows.
-struct Stroke {
-    /// p0, then 3 points per cubic segment (1..=3 segments).
-    points: Vec<[f32; 2]>,
-    width: f32,
-    rgba: [f32; 4],
 }
 
 /// Reads an SVG into an N = 1 scene on `device`.
@@ -124,27 +102,7 @@ pub fn from_svg(text: &str, device: Device) -> Result<Scene> {
         };
         bail!("the SVG has no stroked paths{why}: clipdraw reads drawings made of strokes with a solid colour");
     }
-    let s = strokes.len() as i64;
-    let mut points = Vec::with_capacity(strokes.len() * POINTS_PER_STROKE as usize * 2);
-    let mut segments = Vec::with_capacity(strokes.len());
-    let mut widths = Vec::with_capacity(strokes.len());
-    let mut colors = Vec::with_capacity(strokes.len() * 4);
-    for st in &strokes {
-        let last = *st.points.last().unwrap_or(&[0.0, 0.0]);
-        for k in 0..POINTS_PER_STROKE as usize {
-            points.extend(*st.points.get(k).unwrap_or(&last));
-        }
-        segments.push(((st.points.len() - 1) / 3) as i64);
-        widths.push(st.width);
-        colors.extend(st.rgba);
-    }
-    Scene::new(
-        canvas,
-        Tensor::from_slice(&points).f_view([1, s, POINTS_PER_STROKE, 2])?.f_to_device(device)?,
-        Tensor::from_slice(&segments).f_view([1, s])?.f_to_device(device)?,
-        Tensor::from_slice(&widths).f_view([1, s])?.f_to_device(device)?,
-        Tensor::from_slice(&colors).f_view([1, s, 4])?.f_to_device(device)?,
-    )
+    Scene::from_strokes(canvas, &strokes, device)
 }
 
 fn collect(group: &usvg::Group, opacity: f32, out: &mut Vec<Stroke>, skipped: &mut usize) {
@@ -201,7 +159,7 @@ fn split_into_strokes(
                     points.extend(c);
                 }
                 from = *points.last().unwrap_or(&from);
-                out.push(Stroke { points, width, rgba });
+                out.push(Stroke { points, width_px: width, rgba });
             }
         }
         cubics.clear();
@@ -253,6 +211,7 @@ fn split_into_strokes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::{Kind, Tensor};
 
     fn flat(t: &Tensor) -> Vec<f64> {
         Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap()

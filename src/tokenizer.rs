@@ -27,6 +27,8 @@ pub const START_OF_TEXT: i64 = 49406;
 pub const END_OF_TEXT: i64 = 49407;
 /// 256 byte symbols, the same 256 ending a word, 48,894 merges, 2 special tokens.
 pub const VOCAB_SIZE: usize = 49408;
+/// OpenAI CLIP's BPE merges, gzip'd (MIT).
+static CLIP_BPE_GZ: &[u8] = include_bytes!("../assets/bpe_simple_vocab_16e6.txt.gz");
 /// open_clip reads merge lines 1..=48894 of the file; line 0 is a version header and
 /// later lines are unused.
 const NUM_MERGES: usize = 49152 - 256 - 2;
@@ -62,6 +64,12 @@ impl std::fmt::Debug for Tokenizer {
 impl Tokenizer {
     /// Builds from the gzip'd merges file (`bpe_simple_vocab_16e6.txt.gz`, as shipped
     /// with open_clip and inside clipdraw model files).
+    /// CLIP's own tokenizer, from the merges built into clipdraw (for tokenizing
+    /// without a model file; 77 is CLIP's context length).
+    pub fn clip() -> Result<Tokenizer> {
+        Self::from_merges_gz(CLIP_BPE_GZ)
+    }
+
     pub fn from_merges_gz(gz: &[u8]) -> Result<Tokenizer> {
         // Python's gzip reads every member of a multi-member file; so does this.
         let mut text = String::new();

@@ -7,13 +7,9 @@
 //! Also a check that the embedded file tells shapes apart, on shapes drawn by resvg
 //! rather than by the training script (see that test for its bar).
 
-use clipdraw::model::ClipModel;
-use clipdraw::optimize::{self, Control, Settings, Targets};
-use clipdraw::raster;
-use clipdraw::scene::{Canvas, Scene};
+use clipdraw::{ClipModel, Control, DrawRequest};
 use tch::{Device, Kind, Tensor};
 
-const BUILTIN: &[u8] = include_bytes!("../assets/clipdraw-tiny.pt");
 const ITERS: u32 = 60;
 const SEEDS: u64 = 10;
 const NEEDED: usize = 9;
@@ -54,16 +50,16 @@ fn hue_name(c: [f64; 3]) -> Option<usize> {
 }
 
 fn model() -> ClipModel {
-    ClipModel::from_bytes(BUILTIN, Device::Cpu).unwrap()
+    ClipModel::builtin(Device::Cpu).unwrap()
 }
 
+/// A default drawing of `prompt` but for [`ITERS`] iterations: (3, H, W) in [0, 1].
 fn draw(m: &ClipModel, prompt: &str, seed: u64) -> Tensor {
-    let targets = Targets::new(m, prompt, &[]).unwrap();
-    let mut scene =
-        Scene::random(1, 256, Canvas { width: 224, height: 224 }, seed, Device::Cpu).unwrap();
-    let settings = Settings { iters: ITERS, seed, ..Settings::default() };
-    optimize::optimize(m, &mut scene, &targets, &settings, |_| Control::Continue).unwrap();
-    tch::no_grad(|| raster::rasterize(&scene)).unwrap().squeeze_dim(0) // (3, H, W)
+    let mut request = DrawRequest::new(prompt);
+    request.settings.iters = ITERS;
+    request.settings.seed = seed;
+    let drawing = clipdraw::draw(m, &request, |_| Control::Continue).unwrap();
+    drawing.image.squeeze_dim(0)
 }
 
 /// Pixels clearly not white: (K, 3) RGB and their (x, y) positions.
@@ -235,10 +231,7 @@ fn the_built_in_model_names_shapes_drawn_by_resvg() {
                 let path = dir.path().join(format!("{shape}-{name}-{filled}.svg"));
                 std::fs::write(&path, shape_svg(shape, rgb, filled)).unwrap();
                 let img = clipdraw::output::load_image(&path).unwrap();
-                let feats = tch::no_grad(|| {
-                    clipdraw::model::unit(&m.encode_image(&m.normalize(&img).unwrap()).unwrap())
-                })
-                .unwrap();
+                let feats = tch::no_grad(|| m.embed_images(&img)).unwrap();
                 let best = feats.matmul(&text.transpose(0, 1)).argmax(-1, false).int64_value(&[0]);
                 total += 1;
                 if best as usize == k {

@@ -184,20 +184,57 @@ fn bad_input_gets_one_line_and_no_files() {
 }
 
 #[test]
-fn read_only_output_directory_is_refused_before_work() {
+fn unwritable_output_directories_are_refused_before_work() {
     let dir = tempfile::tempdir().unwrap();
+    let m = tiny();
+    // /proc refuses new files even to root (CI runs as root).
+    let o = run(dir.path(), &quick(&m, &["-o", "/proc/clipdraw-test"]));
+    assert_clean_error(&o, "not writable");
+    // A file where a directory should be.
+    std::fs::write(dir.path().join("plain"), b"").unwrap();
+    let o = run(dir.path(), &quick(&m, &["-o", "plain/x"]));
+    assert_clean_error(&o, "not a directory");
+    // Directory permissions, which bind everyone but root.
     let ro = dir.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
     let mut perm = std::fs::metadata(&ro).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o555);
     std::fs::set_permissions(&ro, perm).unwrap();
-    // Root ignores directory permissions; only check where they bite.
-    if std::fs::File::create(ro.join("probe")).is_ok() {
-        return;
-    }
-    let m = tiny();
     let o = run(dir.path(), &quick(&m, &["-o", "ro/x"]));
-    assert_clean_error(&o, "not writable");
+    if std::fs::File::create(ro.join("probe")).is_ok() {
+        // Root writes anyway, and so does clipdraw: the drawing must then exist.
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(ro.join("x.svg").is_file());
+    } else {
+        assert_clean_error(&o, "not writable");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "files were left behind");
+}
+
+#[test]
+fn a_libtorch_failure_is_one_line_without_a_backtrace() {
+    // no_grad.pt passes every load-time check, but its image tower cuts the graph,
+    // so libtorch itself refuses the first backward.
+    let dir = tempfile::tempdir().unwrap();
+    let m = fixture("no_grad.pt").display().to_string();
+    let o = run(dir.path(), &quick(&m, &["-o", "x", "--quiet"]));
+    assert_clean_error(&o, "libtorch: element 0 of tensors does not require grad");
+    assert!(!stderr(&o).contains("Exception raised from"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "files were left behind");
+}
+
+#[test]
+fn clap_errors_are_one_line_with_the_flag_and_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (vec!["x", "--strokess", "3"], "unknown flag --strokess; did you mean --strokes?"),
+        (vec!["x", "--representation", "vector"], "invalid value 'vector' for --representation"),
+        (vec!["x", "--augs", "5000"], "invalid value '5000' for --augs"),
+        (vec!["render", "a.svg"], "missing --output"),
+    ] {
+        let o = run(dir.path(), &args);
+        assert_clean_error(&o, needle);
+    }
 }
 
 #[test]

@@ -3,9 +3,10 @@
 mod common;
 
 use clipdraw::model::ClipModel;
-use clipdraw::optimize::{self, Control, Ending, Settings, Targets};
+use clipdraw::optimize::{self, Control, Ending, Targets};
 use clipdraw::raster;
 use clipdraw::scene::{Canvas, Scene};
+use clipdraw::Settings;
 use tch::{Device, Kind};
 
 fn model() -> ClipModel {

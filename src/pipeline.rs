@@ -1,0 +1,166 @@
+//! One drawing from request to record: [`draw`] is the entry point every caller
+//! uses (the binary, the tests, the benches, the examples); [`Drawing`] is what it
+//! returns, ready to be written as SVG, PNG and JSON.
+//!
+//! Data descends once: request → text targets → initial drawing → optimisation
+//! loop → final score → record. Nothing here prints or touches the file system.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use tch::Tensor;
+
+use crate::model::ClipModel;
+use crate::optimize::{self, Control, Ending, PixelImage, Step, Targets};
+use crate::raster;
+use crate::record::{ModelRecord, Record, RunTimings, TOOL};
+use crate::request::{DrawRequest, Representation};
+use crate::scene::{Canvas, Scene};
+use crate::svg;
+
+/// How many augmentations score the final drawing recorded in the outputs.
+pub const FINAL_SCORE_AUGS: u32 = 32;
+
+/// A finished (or interrupted, or diverged) drawing with its record.
+#[derive(Debug)]
+pub struct Drawing {
+    /// The strokes (N = 1, on the model's device, detached); `None` for pixels.
+    pub scene: Option<Scene>,
+    /// What the model judged: (1, 3, H, W) RGB in [0, 1].
+    pub image: Tensor,
+    /// Everything about the run but its output paths (set when it is written).
+    pub record: Record,
+}
+
+impl Drawing {
+    /// The drawing as a standalone SVG with its portable record in `<metadata>`;
+    /// `None` for the pixel representation.
+    pub fn svg(&self) -> Result<Option<String>> {
+        let Some(scene) = &self.scene else { return Ok(None) };
+        let meta = crate::output::xml_escape(&self.record.portable().to_json()?);
+        Ok(Some(svg::to_svg(scene, Some(&meta))?))
+    }
+
+    /// A PNG: resvg's rendering of the SVG with its longer side `size_px` for
+    /// strokes; the image itself for pixels.
+    pub fn png(&self, size_px: u32) -> Result<Vec<u8>> {
+        match self.svg()? {
+            Some(text) => crate::output::svg_to_png(&text, size_px),
+            None => crate::output::tensor_to_png(&self.image),
+        }
+    }
+}
+
+/// A message for the user about a request, before drawing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The run goes on, but not quite as asked.
+    Warning(String),
+    /// Worth knowing.
+    Note(String),
+}
+
+/// What the user should hear about `prompt` with `model`: words it never saw, a
+/// prompt cut to the context length.
+pub fn prompt_notices(model: &ClipModel, prompt: &str) -> Vec<Notice> {
+    let mut out = Vec::new();
+    let unknown = model.unknown_words(prompt);
+    if !unknown.is_empty() {
+        let list = unknown.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(", ");
+        out.push(Notice::Note(format!(
+            "the model never saw {list}; the built-in model knows simple shapes, colours, \
+             positions, sizes and counts (use --model with a real CLIP for anything else)"
+        )));
+    }
+    if model.tokenize(prompt).truncated {
+        out.push(Notice::Warning(format!(
+            "the prompt is longer than the model's {} tokens; the end was cut off",
+            model.info().context_length
+        )));
+    }
+    out
+}
+
+/// The paper's metric for any image: mean cosine similarity between `prompt` and
+/// `augs` random augmentations (seeded by `seed`) of `image` ((1, 3, H, W) RGB in
+/// [0, 1], on any device).
+pub fn score_image(
+    model: &ClipModel,
+    image: &Tensor,
+    prompt: &str,
+    augs: u32,
+    seed: u64,
+) -> Result<f64> {
+    crate::request::check_prompt(prompt)?;
+    let text = model.embed_prompts(&[prompt])?;
+    optimize::score(model, &image.f_to_device(model.device())?, &text, augs, seed)
+}
+
+/// Makes the drawing `request` asks for, judged by `model`, on the model's device.
+///
+/// `on_step` runs after every iteration; returning [`Control::Stop`] ends the run
+/// early with the drawing so far (its record says `interrupted`). A run whose loss
+/// or parameters become non-finite ends with the last finite drawing.
+pub fn draw(
+    model: &ClipModel,
+    request: &DrawRequest,
+    on_step: impl FnMut(&Step) -> Control,
+) -> Result<Drawing> {
+    request.check()?;
+    let started = Instant::now();
+    let dev = model.device();
+    let settings = &request.settings;
+    let seed = settings.seed;
+    let targets = Targets::new(model, &request.prompt, &request.negatives)?;
+    let size = model.info().image_size;
+    let (outcome, image, scene) = match request.representation {
+        Representation::Strokes => {
+            let mut scene = match &request.init {
+                Some(init) => init.to_device(dev)?,
+                None => Scene::random(1, request.strokes, Canvas::new(size, size)?, seed, dev)?,
+            };
+            let outcome = optimize::optimize(model, &mut scene, &targets, settings, on_step)
+                .context("cannot optimise the drawing")?;
+            let image = tch::no_grad(|| raster::rasterize(&scene))?;
+            (outcome, image, Some(scene))
+        }
+        Representation::Pixels => {
+            if request.init.is_some() {
+                bail!("an initial drawing needs the strokes representation");
+            }
+            let mut pixels = PixelImage::random(size, size, seed, dev)?;
+            let outcome = optimize::optimize(model, &mut pixels, &targets, settings, on_step)
+                .context("cannot optimise the image")?;
+            let image = tch::no_grad(|| optimize::Trainable::render(&pixels))?;
+            (outcome, image, None)
+        }
+    };
+    let final_score = optimize::score(model, &image, &targets.prompt, FINAL_SCORE_AUGS, seed)?;
+    let record = Record {
+        tool: TOOL.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        prompt: request.prompt.clone(),
+        negative_prompts: request.negatives.clone(),
+        seed,
+        representation: request.representation,
+        strokes: scene.as_ref().map(Scene::num_strokes),
+        settings: settings.clone(),
+        model: ModelRecord {
+            architecture: model.info().architecture.clone(),
+            pretrained: model.info().pretrained.clone(),
+            file: model.name().to_string(),
+        },
+        iterations_done: outcome.iters_done,
+        ending: outcome.ending,
+        interrupted: outcome.ending == Ending::Interrupted,
+        final_score,
+        final_score_augmentations: FINAL_SCORE_AUGS,
+        device: Some(format!("{dev:?}")),
+        timings: Some(RunTimings {
+            wall_s: started.elapsed().as_secs_f64(),
+            per_iteration: optimize::per_iter(&outcome.timings, outcome.iters_done),
+        }),
+        outputs: None,
+    };
+    Ok(Drawing { scene, image, record })
+}

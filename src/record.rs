@@ -1,0 +1,186 @@
+//! The record of a drawing: what was asked, with which model, how it ended and what
+//! it scored. It is written into the SVG's `<metadata>` (as JSON) and as the JSON
+//! sidecar, and read back from either, so a drawing can be re-run, continued or
+//! skipped by a batch.
+//!
+//! The SVG carries the record without the run's device, timings and output paths:
+//! those differ between runs of the same drawing, and the same seed on the CPU must
+//! give a byte-identical SVG. The sidecar carries everything.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Result};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::optimize::{Ending, Timings};
+use crate::request::{Representation, Settings};
+
+/// What `tool` says in every record clipdraw writes.
+pub const TOOL: &str = "clipdraw";
+
+/// Which model made a drawing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    /// The model's architecture name (its metadata), e.g. `ViT-B-32`.
+    pub architecture: String,
+    /// Its pretrained tag; `None` for random-init or self-trained models.
+    pub pretrained: Option<String>,
+    /// The model file's name, or `built-in`.
+    pub file: String,
+}
+
+/// How long a run took: the whole drawing, and per iteration by part.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunTimings {
+    pub wall_s: f64,
+    pub per_iteration: Timings,
+}
+
+/// The record of one drawing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Always [`TOOL`].
+    pub tool: String,
+    /// The clipdraw version that made the drawing.
+    pub version: String,
+    pub prompt: String,
+    pub negative_prompts: Vec<String>,
+    pub seed: u64,
+    pub representation: Representation,
+    /// Strokes in the drawing; `None` for the pixel representation.
+    pub strokes: Option<i64>,
+    pub settings: Settings,
+    pub model: ModelRecord,
+    pub iterations_done: u32,
+    pub ending: Ending,
+    pub interrupted: bool,
+    /// Mean cosine similarity to the prompt over `final_score_augmentations`
+    /// augmentations of the final drawing (NaN, written as null, if unknown).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub final_score: f64,
+    pub final_score_augmentations: u32,
+    /// The libtorch device, e.g. `Cpu` or `Cuda(0)` (sidecar only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Sidecar only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<RunTimings>,
+    /// The files written for this drawing (sidecar only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Vec<PathBuf>>,
+}
+
+fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+impl Record {
+    /// The part of the record that is the same for every run of the same drawing:
+    /// without device, timings and outputs (what the SVG carries).
+    pub fn portable(&self) -> Record {
+        Record { device: None, timings: None, outputs: None, ..self.clone() }
+    }
+
+    /// The record as one line of JSON.
+    pub fn to_json(&self) -> Result<String> {
+        Ok(serde_json::to_string(self)?)
+    }
+
+    /// Reads a record from JSON text (a sidecar, or an SVG's metadata).
+    pub fn from_json(text: &str) -> Result<Record> {
+        let record: Record =
+            serde_json::from_str(text).map_err(|e| anyhow!("not a clipdraw record: {e}"))?;
+        if record.tool != TOOL {
+            bail!("not a clipdraw record: its tool is {:?}", record.tool);
+        }
+        Ok(record)
+    }
+
+    /// Reads the record back from a clipdraw SVG's `<metadata>` element.
+    pub fn from_svg(svg: &str) -> Result<Record> {
+        let doc = roxmltree::Document::parse(svg)
+            .map_err(|e| anyhow!("not a readable SVG document: {e}"))?;
+        let mut last_err = None;
+        for node in doc.descendants().filter(|n| n.has_tag_name("metadata")) {
+            let text: String = node
+                .children()
+                .filter(|c| c.is_text())
+                .filter_map(|c| c.text())
+                .collect::<String>();
+            let text = text.trim();
+            if !text.starts_with('{') {
+                continue;
+            }
+            match Record::from_json(text) {
+                Ok(r) => return Ok(r),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow!("the SVG has no clipdraw record in its <metadata>")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn example() -> Record {
+        Record {
+            tool: TOOL.into(),
+            version: "0.1.0".into(),
+            prompt: "a cat & a <dog>".into(),
+            negative_prompts: vec!["blurry".into()],
+            seed: 7,
+            representation: Representation::Strokes,
+            strokes: Some(16),
+            settings: Settings { seed: 7, ..Settings::default() },
+            model: ModelRecord {
+                architecture: "x".into(),
+                pretrained: None,
+                file: "built-in".into(),
+            },
+            iterations_done: 250,
+            ending: Ending::Finished,
+            interrupted: false,
+            final_score: 0.5,
+            final_score_augmentations: 32,
+            device: Some("Cpu".into()),
+            timings: Some(RunTimings { wall_s: 1.0, per_iteration: Timings::default() }),
+            outputs: Some(vec!["a.svg".into()]),
+        }
+    }
+
+    #[test]
+    fn json_round_trip_keeps_everything() {
+        let r = example();
+        assert_eq!(Record::from_json(&r.to_json().unwrap()).unwrap(), r);
+        let p = r.portable();
+        assert!(p.device.is_none() && p.timings.is_none() && p.outputs.is_none());
+        let text = p.to_json().unwrap();
+        assert!(!text.contains("timings") && !text.contains("outputs"), "{text}");
+        assert_eq!(Record::from_json(&text).unwrap(), p);
+    }
+
+    #[test]
+    fn a_null_score_reads_as_nan() {
+        let mut r = example();
+        r.final_score = f64::NAN;
+        let text = r.to_json().unwrap();
+        assert!(text.contains("\"final_score\":null"), "{text}");
+        assert!(Record::from_json(&text).unwrap().final_score.is_nan());
+    }
+
+    #[test]
+    fn foreign_json_and_svgs_without_records_are_refused() {
+        let e = Record::from_json(r#"{"tool": "other"}"#).unwrap_err().to_string();
+        assert!(e.contains("not a clipdraw record"), "{e}");
+        let mut v = serde_json::to_value(example()).unwrap();
+        v["tool"] = "inkscape".into();
+        let e = Record::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains("\"inkscape\""), "{e}");
+        let svg = r#"<svg xmlns="http://www.w3.org/2000/svg"><metadata>hello</metadata></svg>"#;
+        let e = Record::from_svg(svg).unwrap_err().to_string();
+        assert!(e.contains("no clipdraw record"), "{e}");
+        assert!(Record::from_svg("<svg").unwrap_err().to_string().contains("not a readable"));
+    }
+}

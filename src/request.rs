@@ -1,0 +1,246 @@
+//! What a drawing asks for: [`DrawRequest`] and its [`Settings`], with the limits
+//! every caller (the binary's flags, a batch job, a library user) is held to.
+//! Nothing here touches a model or a tensor beyond holding an initial scene.
+
+use anyhow::{bail, Result};
+
+use crate::scene::Scene;
+
+/// The most strokes a drawing may have; far beyond what any drawing needs.
+pub const MAX_STROKES: i64 = 100_000;
+/// Rough peak memory per stroke for a grown drawing (fragments, graph, Adam state).
+pub const BYTES_PER_STROKE: u64 = 2 << 20;
+/// The most optimisation steps a run may ask for.
+pub const MAX_ITERS: u32 = 1_000_000;
+/// The most augmentations per step (drawing) or per score. One limit for both: a
+/// step holds its batch with gradients, a score streams it in chunks, but either
+/// beyond 1024 views says nothing more about a drawing.
+pub const MAX_AUGS: u32 = 1024;
+/// The longest side of any image clipdraw writes or renders, in pixels.
+pub const MAX_IMAGE_PX: u32 = 16384;
+/// The widest stroke a run may allow, in pixels.
+pub const MAX_WIDTH_PX: f64 = 1000.0;
+
+/// What the loop optimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Representation {
+    /// RGBA Bézier strokes (CLIPDraw); written as SVG, PNG and JSON.
+    Strokes,
+    /// The pixels of an image the size of the model's input (the paper's baseline);
+    /// written as PNG and JSON.
+    Pixels,
+}
+
+/// Everything that shapes an optimisation, with DESIGN.md's defaults.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Settings {
+    pub iters: u32,
+    /// Augmentations per iteration; 0 scores the bare drawing (the paper's ablation).
+    pub augs: u32,
+    pub seed: u64,
+    pub negative_weight: f64,
+    pub min_width_px: f64,
+    pub max_width_px: f64,
+    pub lr_points: f64,
+    pub lr_width: f64,
+    pub lr_color: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            iters: 250,
+            augs: 8,
+            seed: 0,
+            negative_weight: 0.3,
+            min_width_px: 1.0,
+            max_width_px: 50.0,
+            lr_points: 1.0,
+            lr_width: 0.1,
+            lr_color: 0.01,
+        }
+    }
+}
+
+impl Settings {
+    /// The points learning rate at 0-based iteration `t`: ×0.4 from 50 %, ×0.1 from
+    /// 75 % of the iterations.
+    pub fn lr_points_at(&self, t: u32) -> f64 {
+        let f = t as f64 / self.iters.max(1) as f64;
+        if f >= 0.75 {
+            self.lr_points * 0.1
+        } else if f >= 0.5 {
+            self.lr_points * 0.4
+        } else {
+            self.lr_points
+        }
+    }
+
+    /// Checks every value; errors name the setting and the value.
+    pub fn check(&self) -> Result<()> {
+        if !(1..=MAX_ITERS).contains(&self.iters) {
+            bail!("iterations must be between 1 and {MAX_ITERS}, got {}", self.iters);
+        }
+        if self.augs > MAX_AUGS {
+            bail!("augmentations must be between 0 and {MAX_AUGS}, got {}", self.augs);
+        }
+        if !self.negative_weight.is_finite() {
+            bail!("the negative weight must be finite, got {}", self.negative_weight);
+        }
+        let (lo, hi) = (self.min_width_px, self.max_width_px);
+        if !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo <= hi && hi <= MAX_WIDTH_PX) {
+            bail!("stroke widths [{lo}, {hi}] px are invalid: expected 0 <= min <= max <= {MAX_WIDTH_PX}");
+        }
+        for (name, v) in
+            [("points", self.lr_points), ("width", self.lr_width), ("colour", self.lr_color)]
+        {
+            if !(v.is_finite() && v >= 0.0) {
+                bail!("the {name} learning rate must be a finite number >= 0, got {v}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One drawing to make: what [`crate::draw`] takes.
+#[derive(Debug)]
+pub struct DrawRequest {
+    /// What to draw, e.g. "a drawing of a cat".
+    pub prompt: String,
+    /// Prompts to steer away from, each weighted by `settings.negative_weight`.
+    pub negatives: Vec<String>,
+    pub representation: Representation,
+    /// Strokes of a random initial drawing (ignored when `init` is given).
+    pub strokes: i64,
+    pub settings: Settings,
+    /// Start from this drawing (N = 1) instead of random strokes; its canvas is the
+    /// drawing's canvas. Strokes only.
+    pub init: Option<Scene>,
+}
+
+impl DrawRequest {
+    /// A request for `prompt` with the paper's defaults: 256 strokes, [`Settings::default`].
+    pub fn new(prompt: impl Into<String>) -> Self {
+        Self {
+            prompt: prompt.into(),
+            negatives: Vec::new(),
+            representation: Representation::Strokes,
+            strokes: 256,
+            settings: Settings::default(),
+            init: None,
+        }
+    }
+
+    /// Checks everything that can be checked without a model, before any work.
+    pub fn check(&self) -> Result<()> {
+        check_prompt(&self.prompt)?;
+        for n in &self.negatives {
+            check_prompt(n).map_err(|_| anyhow::anyhow!("a negative prompt is empty"))?;
+        }
+        check_strokes(self.strokes)?;
+        self.settings.check()?;
+        if let Some(init) = &self.init {
+            let (n, _) = init.check()?;
+            if n != 1 {
+                bail!("the initial drawing must be one drawing, got {n}");
+            }
+            if self.representation != Representation::Strokes {
+                bail!("an initial drawing needs the strokes representation");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A prompt must say something.
+pub fn check_prompt(prompt: &str) -> Result<()> {
+    if prompt.trim().is_empty() {
+        bail!("the prompt is empty; say what to draw, e.g. \"a drawing of a cat\"");
+    }
+    Ok(())
+}
+
+/// A stroke count must be at least 1 and fit in memory.
+pub fn check_strokes(strokes: i64) -> Result<()> {
+    if strokes < 1 {
+        bail!("the stroke count must be at least 1, got {strokes}");
+    }
+    let need = (strokes as u64).saturating_mul(BYTES_PER_STROKE);
+    if strokes > MAX_STROKES {
+        bail!(
+            "{strokes} strokes are too many: they would need about {} of memory (at most {MAX_STROKES} strokes)",
+            human_bytes(need)
+        );
+    }
+    if let Some(avail) = available_memory() {
+        if need > avail {
+            bail!(
+                "{strokes} strokes would need about {} of memory, but only {} is available",
+                human_bytes(need),
+                human_bytes(avail)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `b` bytes in binary units, one decimal: "1.5 GiB".
+pub fn human_bytes(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.1} {}", units[i])
+}
+
+/// Memory the machine says is available, from /proc/meminfo (Linux), if known.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_schedule_follows_the_paper() {
+        let s = Settings { iters: 100, ..Settings::default() };
+        assert_eq!(s.lr_points_at(0), 1.0);
+        assert_eq!(s.lr_points_at(49), 1.0);
+        assert_eq!(s.lr_points_at(50), 0.4);
+        assert_eq!(s.lr_points_at(74), 0.4);
+        assert!((s.lr_points_at(75) - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_defaults_pass_and_bad_values_are_named() {
+        DrawRequest::new("a cat").check().unwrap();
+        let bad = |f: &dyn Fn(&mut DrawRequest)| {
+            let mut r = DrawRequest::new("a cat");
+            f(&mut r);
+            r.check().unwrap_err().to_string()
+        };
+        assert!(bad(&|r| r.prompt = "  ".into()).contains("prompt is empty"));
+        assert!(bad(&|r| r.negatives = vec!["".into()]).contains("negative"));
+        assert!(bad(&|r| r.strokes = 0).contains("at least 1"));
+        assert!(bad(&|r| r.strokes = 100_000_000).contains("memory"));
+        assert!(bad(&|r| r.settings.iters = 0).contains("iterations"));
+        assert!(bad(&|r| r.settings.augs = MAX_AUGS + 1).contains("augmentations"));
+        assert!(bad(&|r| r.settings.max_width_px = 0.5).contains("widths"));
+        assert!(bad(&|r| r.settings.lr_color = f64::NAN).contains("colour learning rate"));
+        assert!(bad(&|r| r.settings.negative_weight = f64::INFINITY).contains("negative weight"));
+    }
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(human_bytes(512), "512.0 B");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+    }
+}
