@@ -2,7 +2,7 @@
 
 use tch::{Kind, Tensor};
 
-use crate::scene::{Canvas, Scene};
+use crate::scene::{Canvas, Scene, Stroke};
 
 /// A tensor's values as f64, flattened.
 pub fn pixels(t: &Tensor) -> Vec<f64> {
@@ -14,31 +14,18 @@ pub fn ints(t: &Tensor) -> Vec<i64> {
     Vec::<i64>::try_from(&t.to_kind(Kind::Int64)).unwrap()
 }
 
-/// One stroke per entry: (control points used, width, RGBA).
+/// One stroke per entry: (control points used, width, RGBA), made through
+/// [`Scene::from_strokes`] (so in f32) and converted to `kind`.
 pub fn scene_of(canvas: Canvas, strokes: &[(&[[f64; 2]], f64, [f64; 4])], kind: Kind) -> Scene {
-    let s = strokes.len() as i64;
-    let mut pts = Vec::new();
-    let mut segs = Vec::new();
-    let mut widths = Vec::new();
-    let mut colors: Vec<f64> = Vec::new();
-    for (cp, w, c) in strokes {
-        assert!(cp.len() % 3 == 1 && cp.len() <= 10);
-        for k in 0..10 {
-            let q = cp[k.min(cp.len() - 1)];
-            pts.extend(q);
-        }
-        segs.push((cp.len() / 3) as i64);
-        widths.push(*w);
-        colors.extend(c);
-    }
-    Scene::new(
-        canvas,
-        Tensor::from_slice(&pts).view([1, s, 10, 2]).to_kind(kind),
-        Tensor::from_slice(&segs).view([1, s]),
-        Tensor::from_slice(&widths).view([1, s]).to_kind(kind),
-        Tensor::from_slice(&colors).view([1, s, 4]).to_kind(kind),
-    )
-    .unwrap()
+    let strokes: Vec<Stroke> = strokes
+        .iter()
+        .map(|(cp, w, c)| Stroke {
+            points: cp.iter().map(|p| [p[0] as f32, p[1] as f32]).collect(),
+            width_px: *w as f32,
+            rgba: c.map(|v| v as f32),
+        })
+        .collect();
+    Scene::from_strokes(canvas, &strokes, tch::Device::Cpu).unwrap().to_kind(kind).unwrap()
 }
 
 /// A straight cubic from (x0, y0) to (x1, y1).
