@@ -1,7 +1,7 @@
 //! Augmentation on the device: random perspective, then random resized crop.
 //!
-//! Shapes: `N` drawings, `D` augmentations per drawing, `H`×`W` input pixels,
-//! `S` output side (the model's image size).
+//! Shapes (the legend in `lib.rs`): `N` drawings, `D` augmentations per drawing,
+//! `H`×`W` input pixels, `V` the output side (the model's input size).
 //!
 //! Both transforms are folded into one sampling grid per augmentation, so a batch
 //! costs a single differentiable `grid_sample`. Coordinates are continuous pixels:
@@ -106,9 +106,9 @@ fn solve_homography(from: &[(f64, f64); 4], to: &[(f64, f64); 4]) -> Option<[f64
     Some(h)
 }
 
-/// Applies `augs` to every drawing, fills with white, resizes to `size`.
+/// Applies `augs` to every drawing, fills with white, resizes to `size` (V).
 ///
-/// `images`: (N, 3, H, W) f32 RGB in [0, 1]; returns (N·D, 3, S, S) with the D
+/// `images`: (N, 3, H, W) f32 RGB in [0, 1]; returns (N·D, 3, V, V) with the D
 /// augmentations of drawing n at rows n·D .. n·D + D. Differentiable w.r.t. `images`.
 pub fn apply(images: &Tensor, augs: &[Augmentation], size: i64) -> Result<Tensor> {
     let (n, c, h, w) = images.size4()?;
@@ -120,16 +120,16 @@ pub fn apply(images: &Tensor, augs: &[Augmentation], size: i64) -> Result<Tensor
         bail!("no augmentations given");
     }
     let device = images.device();
-    let grid = sampling_grid(augs, h, w, size, device)?; // (D, S, S, 2)
-    let grid = grid.f_repeat([n, 1, 1, 1])?; // (N·D, S, S, 2)
-    let batch =
-        images.f_unsqueeze(1)?.f_expand([n, d, 3, h, w], false)?.f_reshape([n * d, 3, h, w])?; // (N·D, 3, H, W)
-                                                                                               // Sample (x − 1) with zero padding, then add 1: outside the image is white.
-    let out = (batch - 1.0).f_grid_sampler(&grid, 0, 0, false)?; // bilinear, zeros
-    Ok(out + 1.0)
+    let grid = sampling_grid(augs, h, w, size, device)?; // (D, V, V, 2)
+    let grid = grid.f_repeat([n, 1, 1, 1])?; // (N·D, V, V, 2)
+    let batch = images.f_unsqueeze(1)?.f_expand([n, d, 3, h, w], false)?;
+    let batch = batch.f_reshape([n * d, 3, h, w])?; // (N·D, 3, H, W)
+                                                    // Sample (x − 1) with zero padding, then add 1: outside the image is white.
+    let out = batch.f_sub_scalar(1.0)?.f_grid_sampler(&grid, 0, 0, false)?; // bilinear, zeros
+    Ok(out.f_add_scalar(1.0)?)
 }
 
-/// The normalised grid_sample coordinates of every output pixel: (D, S, S, 2).
+/// The normalised grid_sample coordinates of every output pixel: (D, V, V, 2).
 fn sampling_grid(
     augs: &[Augmentation],
     h: i64,
@@ -146,25 +146,29 @@ fn sampling_grid(
         crop.extend([x0 as f32, y0 as f32, cw as f32, ch as f32]);
     }
     let opts = (Kind::Float, device);
-    let hom = Tensor::from_slice(&hom).to_device(device).view([d, 1, 1, 9]);
-    let crop = Tensor::from_slice(&crop).to_device(device).view([d, 1, 1, 4]);
-    // Output pixel centres as fractions of the crop: (1, S, S).
-    let t = (Tensor::f_arange(size, opts)? + 0.5) / size as f64; // (S,)
-    let fx = t.view([1, 1, size]);
-    let fy = t.view([1, size, 1]);
-    let x = crop.f_select(3, 0)? + fx * crop.f_select(3, 2)?; // (D, S, S)
-    let y = crop.f_select(3, 1)? + fy * crop.f_select(3, 3)?; // (D, S, S)
-    let hk = |k: i64| hom.select(3, k); // (D, 1, 1)
-    let z = hk(6) * &x + hk(7) * &y + hk(8);
-    let sx = (hk(0) * &x + hk(1) * &y + hk(2)) / &z;
-    let sy = (hk(3) * &x + hk(4) * &y + hk(5)) / &z;
+    let hom = Tensor::from_slice(&hom).f_to_device(device)?.f_view([d, 1, 1, 9])?;
+    let crop = Tensor::from_slice(&crop).f_to_device(device)?.f_view([d, 1, 1, 4])?;
+    // Output pixel centres as fractions of the crop.
+    let t = Tensor::f_arange(size, opts)?.f_add_scalar(0.5)?.f_div_scalar(size as f64)?; // (V)
+    let fx = t.f_view([1, 1, size])?;
+    let fy = t.f_view([1, size, 1])?;
+    let x = crop.f_select(3, 0)?.f_add(&fx.f_mul(&crop.f_select(3, 2)?)?)?; // (D, V, V)
+    let y = crop.f_select(3, 1)?.f_add(&fy.f_mul(&crop.f_select(3, 3)?)?)?; // (D, V, V)
+    let hk = |k: i64| hom.f_select(3, k); // (D, 1, 1)
+                                          // a·x + b·y + c for row (a, b, c) of the homography.
+    let row = |a: i64| -> Result<Tensor> {
+        Ok(hk(a)?.f_mul(&x)?.f_add(&hk(a + 1)?.f_mul(&y)?)?.f_add(&hk(a + 2)?)?)
+    };
+    let z = row(6)?;
+    let sx = row(0)?.f_div(&z)?;
+    let sy = row(3)?.f_div(&z)?;
     // Continuous pixel coordinates → [-1, 1] with align_corners = false.
-    let gx = sx * (2.0 / w as f64) - 1.0;
-    let gy = sy * (2.0 / h as f64) - 1.0;
-    Ok(Tensor::f_stack(&[gx, gy], 3)?) // (D, S, S, 2)
+    let gx = sx.f_mul_scalar(2.0 / w as f64)?.f_sub_scalar(1.0)?;
+    let gy = sy.f_mul_scalar(2.0 / h as f64)?.f_sub_scalar(1.0)?;
+    Ok(Tensor::f_stack(&[gx, gy], 3)?) // (D, V, V, 2)
 }
 
-/// Resizes (N, 3, H, W) to (N, 3, S, S) without augmenting (the `--augs 0` path).
+/// Resizes (N, 3, H, W) to (N, 3, V, V) without augmenting (the `--augs 0` path).
 pub fn resize(images: &Tensor, size: i64) -> Result<Tensor> {
     let (_, _, h, w) = images.size4()?;
     if h == size && w == size {

@@ -18,14 +18,26 @@ use crate::request::Settings;
 use crate::scene::Scene;
 
 /// What the loop reports after each iteration.
-#[derive(Clone, Debug)]
-pub struct Step {
+pub struct Step<'a> {
     /// 1-based iteration just finished.
     pub iter: u32,
     /// Iterations the run will do in all.
     pub iters: u32,
     /// Mean cosine similarity to the prompt over this iteration's augmentations.
     pub score: f64,
+    /// The drawing after this iteration's update (for previews and timelapses:
+    /// `render()` it, or read its `scene()`); the callback runs without autograd.
+    pub drawing: &'a dyn Trainable,
+}
+
+impl std::fmt::Debug for Step<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("iter", &self.iter)
+            .field("iters", &self.iters)
+            .field("score", &self.score)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Whether the caller wants the loop to go on.
@@ -139,6 +151,10 @@ pub trait Trainable {
     where
         Self: Sized;
     fn all_finite(&self) -> Result<bool>;
+    /// The strokes, for drawings made of them.
+    fn scene(&self) -> Option<&Scene> {
+        None
+    }
 }
 
 fn finite(t: &Tensor) -> Result<bool> {
@@ -173,15 +189,19 @@ impl Trainable for Scene {
     fn snapshot(&self) -> Result<Self> {
         Ok(Scene {
             canvas: self.canvas,
-            points: self.points.detach().copy(),
-            segments: self.segments.detach().copy(),
-            widths: self.widths.detach().copy(),
-            colors: self.colors.detach().copy(),
+            points: self.points.f_detach_copy()?,
+            segments: self.segments.f_detach_copy()?,
+            widths: self.widths.f_detach_copy()?,
+            colors: self.colors.f_detach_copy()?,
         })
     }
 
     fn all_finite(&self) -> Result<bool> {
         Ok(finite(&self.points)? && finite(&self.widths)? && finite(&self.colors)?)
+    }
+
+    fn scene(&self) -> Option<&Scene> {
+        Some(self)
     }
 }
 
@@ -235,7 +255,7 @@ impl Trainable for PixelImage {
     }
 
     fn snapshot(&self) -> Result<Self> {
-        Ok(Self { logits: self.logits.detach().copy() })
+        Ok(Self { logits: self.logits.f_detach_copy()? })
     }
 
     fn all_finite(&self) -> Result<bool> {
@@ -308,7 +328,11 @@ pub fn optimize<D: Trainable>(
             *drawing = backup;
             return finish(drawing, t - 1, Ending::NonFinite, timings);
         }
-        if on_step(&Step { iter: t, iters: settings.iters, score }) == Control::Stop {
+        let control = {
+            let _guard = tch::no_grad_guard();
+            on_step(&Step { iter: t, iters: settings.iters, score, drawing: &*drawing })
+        };
+        if control == Control::Stop {
             return finish(drawing, t, Ending::Interrupted, timings);
         }
     }

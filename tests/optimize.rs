@@ -123,3 +123,21 @@ fn zero_augmentations_scores_the_bare_drawing() {
     });
     assert!((bare - direct).abs() < 1e-6, "score(K=0) {bare} vs direct {direct}");
 }
+
+#[test]
+fn the_score_is_a_mean_over_every_image_and_view() {
+    // Two copies of one image score what one does (the score once returned N × the
+    // mean for N images); an image and a white one score the average of the two.
+    let m = model();
+    let targets = Targets::new(&m, "a drawing of a cat", &[]).unwrap();
+    let img = tch::no_grad(|| raster::rasterize(&scene(32, 2))).unwrap();
+    let white = img.ones_like();
+    let one = optimize::score(&m, &img, &targets.prompt, 4, 1).unwrap();
+    let two =
+        optimize::score(&m, &tch::Tensor::cat(&[&img, &img], 0), &targets.prompt, 4, 1).unwrap();
+    assert!((one - two).abs() < 1e-5, "{one} vs {two}");
+    let w = optimize::score(&m, &white, &targets.prompt, 4, 1).unwrap();
+    let mix =
+        optimize::score(&m, &tch::Tensor::cat(&[&img, &white], 0), &targets.prompt, 4, 1).unwrap();
+    assert!((mix - (one + w) / 2.0).abs() < 1e-5, "{mix} vs mean of {one} and {w}");
+}
