@@ -14,6 +14,8 @@ use clipdraw::device::DeviceRequest;
 use clipdraw::request::{self, MAX_AUGS, MAX_IMAGE_PX, MAX_ITERS, MAX_WIDTH_PX};
 use clipdraw::{DrawRequest, Representation, Settings};
 
+use crate::ui::{ColorChoice, Level, Ui};
+
 /// Turn a text prompt into a drawing: CLIPDraw's RGBA Bézier strokes, optimised so
 /// that a CLIP model finds the drawing similar to the prompt.
 #[derive(Parser, Debug)]
@@ -30,6 +32,15 @@ pub struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     draw: DrawArgs,
+    /// Errors only: no progress bar, notes or warnings.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Say more: -v the resolved settings, device, model and timings; -vv every iteration.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// When to colour warnings and errors.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, value_name = "WHEN")]
+    color: ColorChoice,
 }
 
 #[derive(Subcommand, Debug)]
@@ -43,6 +54,18 @@ enum Command {
     Score(ScoreArgs),
     /// Print a model file's metadata as JSON.
     Info(InfoArgs),
+    /// Print a shell completion script, e.g. `source <(clipdraw completions bash)`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff); scripts/install.sh installs it.
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Args, Debug)]
+struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
 }
 
 // Value parsers: each turns one flag's text into a checked value, with the
@@ -160,9 +183,6 @@ struct DrawArgs {
     /// Overwrite existing output files.
     #[arg(long)]
     force: bool,
-    /// No progress bar, notes or warnings.
-    #[arg(short, long)]
-    quiet: bool,
     /// Print one JSON summary on stdout (for scripts) instead of the paths.
     #[arg(long)]
     json: bool,
@@ -227,14 +247,22 @@ struct InfoArgs {
     model: ModelArg,
 }
 
-/// What one run of the binary is to do, every value checked.
+/// What one run of the binary is to do, every value checked, and how much to say.
 #[derive(Debug)]
-pub enum Config {
+pub struct Config {
+    pub command: CommandConfig,
+    pub ui: Ui,
+}
+
+#[derive(Debug)]
+pub enum CommandConfig {
     Draw(DrawConfig),
     Render(RenderConfig),
     Score(ScoreConfig),
     Tokenize(TokenizeConfig),
     Info(InfoConfig),
+    Completions(clap_complete::Shell),
+    Man,
 }
 
 /// A drawing, and how to run and write it.
@@ -246,7 +274,6 @@ pub struct DrawConfig {
     pub output: Option<PathBuf>,
     pub png_size: u32,
     pub force: bool,
-    pub quiet: bool,
     pub json: bool,
 }
 
@@ -283,14 +310,15 @@ pub struct InfoConfig {
 impl Cli {
     /// The configuration these flags ask for.
     pub fn into_config(self) -> Result<Config> {
-        Ok(match self.command {
-            Some(Command::Render(a)) => Config::Render(RenderConfig {
+        let ui = Ui::new(Level::from_flags(self.quiet, self.verbose), self.color);
+        let command = match self.command {
+            Some(Command::Render(a)) => CommandConfig::Render(RenderConfig {
                 input: a.input,
                 output: a.output,
                 size_px: a.size,
                 force: a.force,
             }),
-            Some(Command::Score(a)) => Config::Score(ScoreConfig {
+            Some(Command::Score(a)) => CommandConfig::Score(ScoreConfig {
                 image: a.image,
                 prompt: a.prompt,
                 augs: a.augs,
@@ -300,11 +328,14 @@ impl Cli {
                 json: a.json,
             }),
             Some(Command::Tokenize(a)) => {
-                Config::Tokenize(TokenizeConfig { prompt: a.prompt, model: a.model })
+                CommandConfig::Tokenize(TokenizeConfig { prompt: a.prompt, model: a.model })
             }
-            Some(Command::Info(a)) => Config::Info(InfoConfig { model: a.model.model }),
-            None => Config::Draw(self.draw.into_config()?),
-        })
+            Some(Command::Info(a)) => CommandConfig::Info(InfoConfig { model: a.model.model }),
+            Some(Command::Completions(a)) => CommandConfig::Completions(a.shell),
+            Some(Command::Man) => CommandConfig::Man,
+            None => CommandConfig::Draw(self.draw.into_config()?),
+        };
+        Ok(Config { command, ui })
     }
 }
 
@@ -342,7 +373,6 @@ impl DrawArgs {
             output: self.output,
             png_size: self.png_size,
             force: self.force,
-            quiet: self.quiet,
             json: self.json,
         })
     }
@@ -355,8 +385,8 @@ mod tests {
     fn parse(args: &[&str]) -> Result<DrawConfig> {
         let mut v = vec!["clipdraw"];
         v.extend(args);
-        match Cli::try_parse_from(v)?.into_config()? {
-            Config::Draw(c) => Ok(c),
+        match Cli::try_parse_from(v)?.into_config()?.command {
+            CommandConfig::Draw(c) => Ok(c),
             other => anyhow::bail!("not a drawing: {other:?}"),
         }
     }
@@ -388,6 +418,21 @@ mod tests {
             let err = parse(&args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn quiet_verbose_and_colour_apply_to_every_command() {
+        let ui = |args: &[&str]| {
+            let mut v = vec!["clipdraw"];
+            v.extend(args);
+            Cli::try_parse_from(v).unwrap().into_config().unwrap().ui.level
+        };
+        assert_eq!(ui(&["x"]), Level::Normal);
+        assert_eq!(ui(&["x", "-q"]), Level::Quiet);
+        assert_eq!(ui(&["x", "-vv"]), Level::Debug);
+        assert_eq!(ui(&["score", "a.png", "x", "-v"]), Level::Verbose);
+        assert_eq!(ui(&["tokenize", "x", "-q"]), Level::Quiet);
+        assert!(Cli::try_parse_from(["clipdraw", "x", "--color", "sometimes"]).is_err());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! library, print results and one-line errors. No tensor code and no pipeline here.
 
 mod args;
+mod ui;
+mod version;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -10,13 +12,16 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use clap::error::{ContextKind, ErrorKind};
-use clap::Parser;
 
-use args::{Cli, Config, DrawConfig, InfoConfig, RenderConfig, ScoreConfig, TokenizeConfig};
+use args::{
+    Cli, CommandConfig, Config, DrawConfig, InfoConfig, RenderConfig, ScoreConfig, TokenizeConfig,
+};
+use clap::{CommandFactory, FromArgMatches};
 use clipdraw::output::{self, OutputPaths};
 use clipdraw::pipeline::{self, Notice};
 use clipdraw::tokenizer::Tokenizer;
 use clipdraw::{device, optimize::Ending, ClipModel, Control, Representation};
+use ui::{ColorChoice, Level, Ui};
 
 /// Exit status for errors (as ripgrep).
 const EXIT_ERROR: i32 = 2;
@@ -26,11 +31,17 @@ const EXIT_INTERRUPTED: i32 = 130;
 const EXIT_DIVERGED: i32 = 1;
 
 fn main() {
-    let code = match Cli::try_parse() {
-        Ok(cli) => match cli.into_config().and_then(run) {
-            Ok(code) => code,
+    let code = match parse() {
+        Ok(cli) => match cli.into_config() {
+            Ok(config) => {
+                let ui = config.ui;
+                run(config).unwrap_or_else(|e| {
+                    ui.error(&error_line(&e));
+                    EXIT_ERROR
+                })
+            }
             Err(e) => {
-                eprintln!("clipdraw: error: {}", error_line(&e));
+                Ui::new(Level::Normal, ColorChoice::from_raw_args()).error(&error_line(&e));
                 EXIT_ERROR
             }
         },
@@ -39,12 +50,25 @@ fn main() {
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
             _ => {
-                eprintln!("clipdraw: error: {} (see clipdraw --help)", one_line(&clap_message(&e)));
+                let ui = Ui::new(Level::Normal, ColorChoice::from_raw_args());
+                ui.error(&format!("{} (see clipdraw --help)", one_line(&clap_message(&e))));
                 EXIT_ERROR
             }
         },
     };
     std::process::exit(code);
+}
+
+/// The flags, with the long version text built only when it is asked for (it
+/// looks at libtorch and the built-in model).
+fn parse() -> Result<Cli, clap::Error> {
+    let mut cmd = Cli::command();
+    if std::env::args().skip(1).any(|a| a == "--version" || a == "-V") {
+        // Built once per process that asks, so leaking it costs nothing.
+        let text: &'static str = Box::leak(version::long_version().into_boxed_str());
+        cmd = cmd.version(text).long_version(text);
+    }
+    Cli::from_arg_matches(&cmd.try_get_matches()?)
 }
 
 /// An error and its causes on one line; libtorch's messages lose their C++
@@ -123,32 +147,41 @@ fn clap_message(e: &clap::Error) -> String {
 }
 
 fn run(config: Config) -> Result<i32> {
-    match config {
-        Config::Draw(c) => draw(c),
-        Config::Render(c) => render(c),
-        Config::Score(c) => score(c),
-        Config::Tokenize(c) => tokenize(c),
-        Config::Info(c) => info(c),
+    let ui = config.ui;
+    match config.command {
+        CommandConfig::Draw(c) => draw(c, ui),
+        CommandConfig::Render(c) => render(c),
+        CommandConfig::Score(c) => score(c, ui),
+        CommandConfig::Tokenize(c) => tokenize(c, ui),
+        CommandConfig::Info(c) => info(c),
+        CommandConfig::Completions(shell) => {
+            clap_complete::generate(shell, &mut Cli::command(), "clipdraw", &mut std::io::stdout());
+            Ok(0)
+        }
+        CommandConfig::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(0)
+        }
     }
 }
 
-fn notice(n: &Notice) {
+fn notice(ui: Ui, n: &Notice) {
     match n {
-        Notice::Warning(m) => eprintln!("clipdraw: warning: {m}"),
-        Notice::Note(m) => eprintln!("clipdraw: note: {m}"),
+        Notice::Warning(m) => ui.warning(m),
+        Notice::Note(m) => ui.note(m),
     }
 }
 
-fn tokenize(c: TokenizeConfig) -> Result<i32> {
+fn tokenize(c: TokenizeConfig, ui: Ui) -> Result<i32> {
     let tokenized = match &c.model {
         Some(p) => ClipModel::load_or_builtin(Some(p), tch::Device::Cpu)?.tokenize(&c.prompt),
         None => Tokenizer::clip()?.tokenize(&c.prompt, 77),
     };
     if tokenized.truncated {
-        notice(&Notice::Warning(format!(
+        ui.warning(&format!(
             "the prompt is longer than the model's {} tokens; the end was cut off",
             tokenized.ids.len()
-        )));
+        ));
     }
     println!("{}", serde_json::to_string(&tokenized.ids)?);
     Ok(0)
@@ -160,10 +193,11 @@ fn info(c: InfoConfig) -> Result<i32> {
     Ok(0)
 }
 
-fn score(c: ScoreConfig) -> Result<i32> {
+fn score(c: ScoreConfig, ui: Ui) -> Result<i32> {
     let dev = device::resolve(c.device)?.device;
     let image = output::load_image(&c.image)?;
     let model = ClipModel::load_or_builtin(c.model.as_deref(), dev)?;
+    ui.info(&format!("device {dev:?}; model {} ({})", model.name(), model.info().architecture));
     let value = pipeline::score_image(&model, &image, &c.prompt, c.augs, c.seed)?;
     if c.json {
         let v = serde_json::json!({
@@ -199,9 +233,10 @@ fn install_interrupt_handler() -> Arc<AtomicUsize> {
     hits
 }
 
-fn progress_bar(iters: u32, quiet: bool) -> indicatif::ProgressBar {
-    // Drawn on stderr, so shown only when stderr is a terminal.
-    if quiet || !std::io::stderr().is_terminal() {
+fn progress_bar(iters: u32, ui: Ui) -> indicatif::ProgressBar {
+    // Drawn on stderr, so shown only when stderr is a terminal; -vv prints every
+    // iteration as a line instead.
+    if ui.level == Level::Quiet || ui.debug() || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(iters as u64);
@@ -213,7 +248,7 @@ fn progress_bar(iters: u32, quiet: bool) -> indicatif::ProgressBar {
     bar
 }
 
-fn draw(c: DrawConfig) -> Result<i32> {
+fn draw(c: DrawConfig, ui: Ui) -> Result<i32> {
     // Installed first: a Ctrl-C while the model loads still saves a drawing.
     let hits = install_interrupt_handler();
     let req = &c.request;
@@ -225,17 +260,48 @@ fn draw(c: DrawConfig) -> Result<i32> {
     paths.check_writable(req.representation == Representation::Strokes, c.force)?;
     let resolved = device::resolve(c.device)?;
     let model = ClipModel::load_or_builtin(c.model.as_deref(), resolved.device)?;
-    if !c.quiet {
-        if let Some(note) = &resolved.note {
-            notice(&Notice::Note(note.clone()));
-        }
-        pipeline::prompt_notices(&model, &req.prompt).iter().for_each(notice);
+    if let Some(note) = &resolved.note {
+        ui.note(note);
+    }
+    pipeline::prompt_notices(&model, &req.prompt).iter().for_each(|n| notice(ui, n));
+    if ui.verbose() {
+        ui.info(&format!(
+            "device {:?}; model {} ({}, {} px, {}-d)",
+            resolved.device,
+            model.name(),
+            model.info().architecture,
+            model.info().image_size,
+            model.info().embed_dim
+        ));
+        ui.info(&format!(
+            "prompt {:?}, negatives {:?}, {:?}, {} strokes; settings {}",
+            req.prompt,
+            req.negatives,
+            req.representation,
+            req.strokes,
+            serde_json::to_string(&req.settings)?
+        ));
+        ui.info(&format!(
+            "writing {}",
+            paths
+                .written(req.representation == Representation::Strokes)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
 
-    let bar = progress_bar(req.settings.iters, c.quiet);
+    let bar = progress_bar(req.settings.iters, ui);
     let drawing = pipeline::draw(&model, req, |step| {
         bar.set_position(step.iter as u64);
         bar.set_message(format!("{:.4}", step.score));
+        if ui.debug() {
+            eprintln!(
+                "clipdraw: iteration {}/{}: similarity {:.4}",
+                step.iter, step.iters, step.score
+            );
+        }
         if hits.load(Ordering::SeqCst) > 0 {
             Control::Stop
         } else {
@@ -246,6 +312,13 @@ fn draw(c: DrawConfig) -> Result<i32> {
     let written = output::write_drawing(&drawing, &paths, c.png_size, c.force)?;
 
     let record = &drawing.record;
+    if let (true, Some(t)) = (ui.verbose(), &record.timings) {
+        let p = &t.per_iteration;
+        ui.info(&format!(
+            "{} iterations in {:.2} s; per iteration {:.4} s: rasterizer {:.4}, augmentation {:.4}, CLIP {:.4}, step {:.4}; final score {:.4}",
+            record.iterations_done, t.wall_s, p.total_s, p.raster_s, p.augment_s, p.clip_s, p.step_s, record.final_score
+        ));
+    }
     if c.json {
         let summary = serde_json::json!({
             "svg": drawing.scene.as_ref().map(|_| &paths.svg), "png": paths.png, "json": paths.json,
@@ -262,18 +335,18 @@ fn draw(c: DrawConfig) -> Result<i32> {
     match record.ending {
         Ending::Finished => Ok(0),
         Ending::Interrupted => {
-            eprintln!(
-                "clipdraw: interrupted after {} iterations; the drawing so far is saved",
+            ui.note(&format!(
+                "interrupted after {} iterations; the drawing so far is saved",
                 record.iterations_done
-            );
+            ));
             Ok(EXIT_INTERRUPTED)
         }
         Ending::NonFinite => {
-            eprintln!(
-                "clipdraw: error: the loss or a parameter became NaN or infinite at iteration {}; \
+            ui.error(&format!(
+                "the loss or a parameter became NaN or infinite at iteration {}; \
                  saved the last finite drawing (try lower learning rates)",
                 record.iterations_done + 1
-            );
+            ));
             Ok(EXIT_DIVERGED)
         }
     }

@@ -89,6 +89,39 @@ impl ModelInfo {
     }
 }
 
+/// The built-in model's metadata, read from the embedded file without loading it
+/// (fast: for `--version`), and the file's size in bytes.
+///
+/// TorchScript pickles the module's `meta_json` attribute as a BINUNICODE string
+/// (opcode `X`, a 4-byte little-endian length, the UTF-8 text) in the archive's
+/// uncompressed `data.pkl`; this finds it after the attribute's name.
+pub fn builtin_info() -> Result<(ModelInfo, usize)> {
+    let bytes = BUILTIN_MODEL;
+    let name = b"meta_json";
+    let at = bytes
+        .windows(name.len())
+        .position(|w| w == name)
+        .ok_or_else(|| anyhow!("the built-in model has no meta_json attribute"))?;
+    let rest = &bytes[at + name.len()..];
+    // The attribute's name is followed by a memo opcode, then the value.
+    let x =
+        rest.iter().take(16).position(|&b| b == b'X').ok_or_else(|| {
+            anyhow!("the built-in model's meta_json is not stored as a plain string")
+        })?;
+    let len_bytes: [u8; 4] = rest
+        .get(x + 1..x + 5)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow!("the built-in model's meta_json is cut off"))?;
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    let text = rest
+        .get(x + 5..x + 5 + len)
+        .ok_or_else(|| anyhow!("the built-in model's meta_json is cut off"))?;
+    let info: ModelInfo =
+        serde_json::from_slice(text).map_err(|e| anyhow!("built-in metadata: {e}"))?;
+    info.validate()?;
+    Ok((info, bytes.len()))
+}
+
 /// A frozen CLIP model on one device, with its tokenizer.
 pub struct ClipModel {
     module: CModule,
@@ -394,6 +427,18 @@ fn read_tokenizer(module: &CModule) -> Result<Tokenizer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_built_in_metadata_is_what_loading_gives() {
+        let (fast, size) = builtin_info().unwrap();
+        let loaded = ClipModel::builtin(Device::Cpu).unwrap();
+        assert_eq!(
+            serde_json::to_value(&fast).unwrap(),
+            serde_json::to_value(loaded.info()).unwrap()
+        );
+        assert_eq!(size, BUILTIN_MODEL.len());
+        assert_eq!(loaded.name(), BUILTIN_NAME);
+    }
 
     #[test]
     fn archive_check_names_the_problem() {
