@@ -129,36 +129,20 @@ def main():
 
     torch.jit.script(NoEncodeText()).save(os.path.join(out, "broken_no_encode_text.pt"))
 
-    class NoGrad(nn.Module):
-        """A valid bundle whose image tower detaches its input: every check at load
-        time passes, and libtorch refuses the first backward of a drawing."""
-
-        meta_json: str
+    class Detached(nn.Module):
+        """The image tower on a detached input: the bundle passes every check at
+        load time, and libtorch refuses the first backward of a drawing."""
 
         def __init__(self):
             super().__init__()
-            self.image_tower = image_ts
-            self.text_tower = text_ts
-            self.meta_json = meta_json
-            self.register_buffer("bpe_gz", torch.frombuffer(bytearray(bpe), dtype=torch.uint8))
+            self.tower = image_ts
 
-        @torch.jit.export
-        def encode_image(self, x: torch.Tensor) -> torch.Tensor:
-            return self.image_tower(x.detach())
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.tower(x.detach())
 
-        @torch.jit.export
-        def encode_text(self, t: torch.Tensor) -> torch.Tensor:
-            return self.text_tower(t)
+    export_clip.make_bundle(torch.jit.script(Detached()), text_ts, meta, bpe).save(
+        os.path.join(out, "no_grad.pt"))
 
-        @torch.jit.export
-        def metadata(self) -> str:
-            return self.meta_json
-
-        @torch.jit.export
-        def bpe_merges_gz(self) -> torch.Tensor:
-            return self.bpe_gz
-
-    torch.jit.script(NoGrad()).save(os.path.join(out, "no_grad.pt"))
 
     with open(tiny, "rb") as f:
         data = f.read()
