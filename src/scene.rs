@@ -12,6 +12,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
+use crate::request::MAX_IMAGE_PX;
+
 /// Most cubic segments a stroke can have.
 pub const MAX_SEGMENTS: i64 = 3;
 /// Control points stored per stroke: p0 plus 3 per segment.
@@ -25,7 +27,7 @@ pub struct Canvas {
 }
 
 impl Canvas {
-    /// A `width`×`height` canvas; both sides must be in 1..=16384 pixels.
+    /// A `width`×`height` canvas; both sides must be in 1..=[`MAX_IMAGE_PX`] pixels.
     pub fn new(width: i64, height: i64) -> Result<Canvas> {
         let c = Canvas { width, height };
         c.validate()?;
@@ -33,9 +35,10 @@ impl Canvas {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if !(1..=16384).contains(&self.width) || !(1..=16384).contains(&self.height) {
+        let sides = 1..=MAX_IMAGE_PX as i64;
+        if !sides.contains(&self.width) || !sides.contains(&self.height) {
             bail!(
-                "canvas is {}x{} pixels, expected each side in 1..=16384",
+                "canvas is {}x{} pixels, expected each side in 1..={MAX_IMAGE_PX}",
                 self.width,
                 self.height
             );
