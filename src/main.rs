@@ -16,6 +16,7 @@ use args::{Cli, Config, DrawConfig, InfoConfig, RenderConfig, ScoreConfig, Token
 use clipdraw::output::{self, OutputPaths};
 use clipdraw::pipeline::{self, Notice};
 use clipdraw::tokenizer::Tokenizer;
+use clipdraw::watch::{TerminalPreview, Watcher};
 use clipdraw::{device, optimize::Ending, ClipModel, Control, Representation};
 
 /// Exit status for errors (as ripgrep).
@@ -222,7 +223,9 @@ fn draw(c: DrawConfig) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(output::stem_from_prompt(&req.prompt, req.settings.seed)));
     let paths = OutputPaths::from_stem(&stem);
-    paths.check_writable(req.representation == Representation::Strokes, c.force)?;
+    let with_svg = req.representation == Representation::Strokes;
+    paths.check_writable(with_svg, c.force)?;
+    c.watch.check(req.representation, &paths.written(with_svg))?;
     let resolved = device::resolve(c.device)?;
     let model = ClipModel::load_or_builtin(c.model.as_deref(), resolved.device)?;
     if !c.quiet {
@@ -233,17 +236,31 @@ fn draw(c: DrawConfig) -> Result<i32> {
     }
 
     let bar = progress_bar(req.settings.iters, c.quiet);
+    let preview = (c.watch.preview && TerminalPreview::allowed(c.quiet))
+        .then(|| TerminalPreview::new(bar.clone(), c.watch.protocol));
+    let mut watcher = Watcher::new(&c.watch, preview);
+    let mut watch_error = None;
     let drawing = pipeline::draw(&model, req, |step| {
         bar.set_position(step.iter as u64);
         bar.set_message(format!("{:.4}", step.score));
-        if hits.load(Ordering::SeqCst) > 0 {
+        // A failed frame or preview file stops the run; the drawing is still saved.
+        if let Err(e) = watcher.on_step(step) {
+            watch_error = Some(e);
+        }
+        if hits.load(Ordering::SeqCst) > 0 || watch_error.is_some() {
             Control::Stop
         } else {
             Control::Continue
         }
     })?;
+    let mut written = output::write_drawing(&drawing, &paths, c.png_size, c.force)?;
+    if let Some(e) = watch_error {
+        bar.finish_and_clear();
+        return Err(e.context("cannot watch the drawing (the drawing is saved)"));
+    }
+    // Up to the last frame, also after Ctrl-C.
+    written.extend(watcher.finish(&drawing)?);
     bar.finish_and_clear();
-    let written = output::write_drawing(&drawing, &paths, c.png_size, c.force)?;
 
     let record = &drawing.record;
     if c.json {
