@@ -197,7 +197,7 @@ impl Watcher {
         }
         if wants_preview && step.iter % every == 0 {
             let image = step.drawing.render()?; // (1, 3, H, W)
-            self.show(&image, false)?;
+            self.show(&image)?;
         }
         Ok(())
     }
@@ -213,16 +213,11 @@ impl Watcher {
         Ok(())
     }
 
-    fn show(&mut self, image: &tch::Tensor, last: bool) -> Result<()> {
+    fn show(&mut self, image: &tch::Tensor) -> Result<()> {
         if let Some(t) = &mut self.terminal {
             // A terminal that stopped taking output ends the preview, not the run.
             if t.show(image).is_err() {
                 self.terminal = None;
-            }
-            if last {
-                if let Some(t) = &mut self.terminal {
-                    t.finish();
-                }
             }
         }
         if let Some(path) = &self.config.preview_png {
@@ -232,12 +227,12 @@ impl Watcher {
         Ok(())
     }
 
-    /// Shows the final drawing, writes the last frame and the timelapse, and
+    /// Shows the final drawing (left in the terminal), writes the last frame and the timelapse, and
     /// returns the files written (the timelapse; frames and the preview PNG are
     /// not listed, as they were written during the run).
     pub fn finish(mut self, drawing: &Drawing) -> Result<Vec<PathBuf>> {
         if self.terminal.is_some() || self.config.preview_png.is_some() {
-            self.show(&drawing.image, true)?;
+            self.show(&drawing.image)?;
         }
         let Some(scene) = &drawing.scene else { return Ok(Vec::new()) };
         if !self.config.wants_frames() {

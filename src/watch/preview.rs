@@ -131,11 +131,17 @@ fn downscale(image: &Tensor, width: usize, height: usize) -> Result<Vec<u8>> {
 }
 
 /// The live preview on stderr, sharing the screen with a progress bar.
+///
+/// The first frame claims its rows (scrolling the screen once if need be) and
+/// saves the cursor at their top-left corner (DECSC); every frame restores it
+/// (DECRC) and draws from there. A saved position lives in the terminal, so it
+/// survives what relative moves do not: Ctrl-C makes the terminal's line
+/// discipline drop output still queued, which can swallow a cursor move.
 pub struct TerminalPreview {
     bar: indicatif::ProgressBar,
     protocol: Protocol,
-    /// Cell rows the last frame took; the next one starts that far up.
-    rows_drawn: usize,
+    /// (width, height) in pixels, fixed by the first frame.
+    size: Option<(usize, usize)>,
 }
 
 impl TerminalPreview {
@@ -149,20 +155,32 @@ impl TerminalPreview {
     /// A preview drawn above `bar` (which must draw on stderr).
     pub fn new(bar: indicatif::ProgressBar, protocol: Protocol) -> Self {
         let protocol = protocol.resolve(&|k| std::env::var(k).ok());
-        Self { bar, protocol, rows_drawn: 0 }
+        Self { bar, protocol, size: None }
     }
 
-    /// Draws `image` ((1, 3, H, W) in [0, 1]) in place of the last frame.
+    /// Draws `image` ((1, 3, H, W) in [0, 1]) in place of the last frame. A frame
+    /// that no longer fits a shrunk terminal is skipped.
     pub fn show(&mut self, image: &Tensor) -> Result<()> {
         let (_, _, h, w) = image.size4()?;
         let Some((rows, cols)) = console::Term::stderr().size_checked() else {
             bail!("stderr has no terminal size");
         };
-        let Some((pw, ph)) = fit(rows, cols, (h, w)) else { return Ok(()) };
-        let mut frame = String::new();
-        if self.rows_drawn > 0 {
-            frame.push_str(&format!("\x1b[{}A", self.rows_drawn));
-        }
+        let Some(fits) = fit(rows, cols, (h, w)) else { return Ok(()) };
+        // CAN ends any escape sequence cut short by a dropped write.
+        let mut frame = String::from("\x18");
+        let (pw, ph) = match self.size {
+            None => {
+                let rows = fits.1 / 2;
+                frame.push_str(&format!("\r{}\x1b[{rows}A\x1b7", "\n".repeat(rows)));
+                self.size = Some(fits);
+                fits
+            }
+            Some(size) if size.0 > fits.0 || size.1 > fits.1 => return Ok(()),
+            Some(size) => {
+                frame.push_str("\x1b8");
+                size
+            }
+        };
         let cell_rows = ph / 2;
         match self.protocol {
             Protocol::Blocks | Protocol::Auto => {
@@ -173,31 +191,18 @@ impl TerminalPreview {
                 }
             }
             Protocol::Kitty | Protocol::Iterm2 => {
-                // Clear and claim the rows, remember the spot below them, draw the
-                // image from the top, and come back: the image protocols move the
-                // cursor each their own way.
-                frame.push_str(&"\r\x1b[K\n".repeat(cell_rows));
-                frame.push_str(&format!("\x1b7\x1b[{cell_rows}A"));
-                frame.push_str(&image_escape(
-                    self.protocol,
-                    &output::tensor_to_png(image)?,
-                    pw,
-                    cell_rows,
-                ));
-                frame.push_str("\x1b8");
+                // The image protocols move the cursor each their own way: come back
+                // to the corner and step below the image.
+                let png = output::tensor_to_png(image)?;
+                frame.push_str(&image_escape(self.protocol, &png, pw, cell_rows));
+                frame.push_str(&format!("\x1b8\x1b[{cell_rows}B\r"));
             }
         }
-        // Leftovers of a taller earlier frame (the terminal was resized).
+        // Whatever is below (a bar cut short by Ctrl-C) goes; the bar redraws.
         frame.push_str("\x1b[J");
-        self.rows_drawn = cell_rows;
         let mut err = std::io::stderr().lock();
         self.bar.suspend(|| err.write_all(frame.as_bytes()).and_then(|()| err.flush()))?;
         Ok(())
-    }
-
-    /// Leaves the last frame where it is, with the cursor below it.
-    pub fn finish(&mut self) {
-        self.rows_drawn = 0;
     }
 }
 
