@@ -145,7 +145,7 @@ fn ctrl_c_keeps_the_terminal_clean_and_writes_the_timelapse_so_far() {
     assert_eq!(json["interrupted"], true);
     let done = json["iterations_done"].as_u64().unwrap() as usize;
     // Frames at iteration 1, every 3rd, and the last one done.
-    let expected = 1 + done / 3 + usize::from(done % 3 != 0);
+    let expected = 1 + done / 3 + usize::from(!done.is_multiple_of(3));
     let frames = apng_frames(&dir.path().join("t.png"));
     assert_eq!(frames.len(), expected, "{done} iterations done");
     let (_, _, png) = load_rgb(&dir.path().join("int.png"));

@@ -188,14 +188,14 @@ impl Watcher {
             (c.preview_every, self.terminal.is_some() || c.preview_png.is_some());
         if c.mode == TimelapseMode::Iterations
             && c.wants_frames()
-            && (step.iter == 1 || step.iter % c.frame_every == 0)
+            && (step.iter == 1 || step.iter.is_multiple_of(c.frame_every))
         {
             if let Some(scene) = step.drawing.scene() {
                 self.canvas = Some(scene.canvas);
                 self.take_frame(step.iter, Frame { iter: step.iter, strokes: scene.strokes()? })?;
             }
         }
-        if wants_preview && step.iter % every == 0 {
+        if wants_preview && step.iter.is_multiple_of(every) {
             let image = step.drawing.render()?; // (1, 3, H, W)
             self.show(&image)?;
         }
