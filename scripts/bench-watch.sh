@@ -9,9 +9,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CLIPDRAW_ROOT"
 rounds="${1:-2}"
 cargo build --release --quiet
-bin="${CARGO_TARGET_DIR:-$CLIPDRAW_ROOT/target}/release/clipdraw"
 work="$(mktemp -d)"
 trap 'tmux -L clipdraw-bench kill-server 2>/dev/null; rm -rf "$work"' EXIT
+# A copy: a shared target directory may get another build of the binary meanwhile.
+bin="$work/clipdraw"
+cp "${CARGO_TARGET_DIR:-$CLIPDRAW_ROOT/target}/release/clipdraw" "$bin"
+"$bin" --help | grep -q -- --timelapse || { echo "error: $bin is not this build" >&2; exit 2; }
 prompt="a red star on the left"
 common="--png-size 256 --force"
 

@@ -268,7 +268,7 @@ fn draw(c: DrawConfig) -> Result<i32> {
             "svg": drawing.scene.as_ref().map(|_| &paths.svg), "png": paths.png, "json": paths.json,
             "final_score": record.final_score, "seed": record.seed,
             "iterations_done": record.iterations_done, "ending": record.ending,
-            "timings": record.timings,
+            "timings": record.timings, "timelapse": c.watch.timelapse,
         });
         println!("{}", serde_json::to_string(&summary)?);
     } else {
