@@ -12,6 +12,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use clipdraw::device::DeviceRequest;
 use clipdraw::request::{self, MAX_AUGS, MAX_IMAGE_PX, MAX_ITERS, MAX_WIDTH_PX};
+use clipdraw::watch::{Protocol, TimelapseFormat, TimelapseMode, WatchConfig};
 use clipdraw::{DrawRequest, Representation, Settings};
 
 use crate::ui::{ColorChoice, Level, Ui};
@@ -186,6 +187,63 @@ struct DrawArgs {
     /// Print one JSON summary on stdout (for scripts) instead of the paths.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    watch: WatchArgs,
+}
+
+/// Watching the drawing form (see `clipdraw::watch`).
+#[derive(Args, Debug)]
+struct WatchArgs {
+    /// Show the drawing live in the terminal above the progress bar, and leave the
+    /// final drawing there (off with --quiet, NO_COLOR, or when stdout or stderr is
+    /// not a terminal).
+    #[arg(long)]
+    preview: bool,
+    /// How the preview is drawn: kitty or iTerm2 images where the terminal announces
+    /// them, else Unicode half-blocks in 24-bit colour.
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Auto, value_name = "HOW")]
+    preview_protocol: ProtocolArg,
+    /// Iterations between preview updates (terminal and --preview-png).
+    #[arg(long, default_value = "5", value_parser = iters_parser(), value_name = "K")]
+    preview_every: u32,
+    /// Rewrite this PNG (atomically) at every preview update, for an image viewer
+    /// that reloads on change.
+    #[arg(long, value_name = "FILE")]
+    preview_png: Option<PathBuf>,
+    /// Write a timelapse; the extension picks the format: .svg (animated SVG),
+    /// .gif, or .png (APNG, rendered at --png-size).
+    #[arg(long, value_name = "FILE", value_parser = timelapse_arg)]
+    timelapse: Option<PathBuf>,
+    /// What the timelapse and --frames show: the optimisation, or the final drawing
+    /// painted stroke by stroke.
+    #[arg(long, value_enum, default_value_t = ModeArg::Iterations, value_name = "MODE")]
+    timelapse_mode: ModeArg,
+    /// Iterations between timelapse frames (strokes per frame with
+    /// --timelapse-mode strokes).
+    #[arg(long, default_value = "5", value_parser = iters_parser(), value_name = "K")]
+    frame_every: u32,
+    /// Write every timelapse frame as DIR/frame-00001.png, ... (at --png-size).
+    #[arg(long, value_name = "DIR")]
+    frames: Option<PathBuf>,
+}
+
+fn timelapse_arg(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    TimelapseFormat::from_path(&p).map(|_| p).map_err(|e| e.to_string())
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ProtocolArg {
+    Auto,
+    Blocks,
+    Kitty,
+    Iterm2,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ModeArg {
+    Iterations,
+    Strokes,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -275,6 +333,7 @@ pub struct DrawConfig {
     pub png_size: u32,
     pub force: bool,
     pub json: bool,
+    pub watch: WatchConfig,
 }
 
 #[derive(Debug)]
@@ -374,7 +433,33 @@ impl DrawArgs {
             png_size: self.png_size,
             force: self.force,
             json: self.json,
+            watch: self.watch.into_config(self.png_size, self.force),
         })
+    }
+}
+
+impl WatchArgs {
+    fn into_config(self, png_size: u32, force: bool) -> WatchConfig {
+        WatchConfig {
+            preview: self.preview,
+            protocol: match self.preview_protocol {
+                ProtocolArg::Auto => Protocol::Auto,
+                ProtocolArg::Blocks => Protocol::Blocks,
+                ProtocolArg::Kitty => Protocol::Kitty,
+                ProtocolArg::Iterm2 => Protocol::Iterm2,
+            },
+            preview_every: self.preview_every,
+            preview_png: self.preview_png,
+            timelapse: self.timelapse,
+            mode: match self.timelapse_mode {
+                ModeArg::Iterations => TimelapseMode::Iterations,
+                ModeArg::Strokes => TimelapseMode::Strokes,
+            },
+            frame_every: self.frame_every,
+            frames_dir: self.frames,
+            png_size,
+            force,
+        }
     }
 }
 
@@ -414,6 +499,10 @@ mod tests {
             (vec!["x", "--lr-points", "NaN"], "--lr-points"),
             (vec!["x", "--device", "tpu"], "unknown device"),
             (vec!["x", "--negative", ""], "--negative"),
+            (vec!["x", "--timelapse", "t.mp4"], "unknown timelapse extension '.mp4'"),
+            (vec!["x", "--timelapse", "t"], "no extension"),
+            (vec!["x", "--frame-every", "0"], "--frame-every"),
+            (vec!["x", "--preview-every", "-1"], "--preview-every"),
         ] {
             let err = parse(&args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

@@ -32,6 +32,7 @@
 //! | [`svg`] | scenes as SVG and back |
 //! | [`output`] | atomic writes, PNG encoding, reading images |
 //! | [`device`] | choosing a device |
+//! | [`watch`] | watching a run: terminal preview, preview PNG, timelapse, frames |
 //!
 //! Shape letters mean the same in every module: `N` drawings, `S` strokes per
 //! drawing, `P` = 10 control points per stroke, `H`×`W` canvas pixels (height
@@ -52,6 +53,7 @@ pub mod request;
 pub mod scene;
 pub mod svg;
 pub mod tokenizer;
+pub mod watch;
 
 pub use model::ClipModel;
 pub use optimize::{Control, Step};

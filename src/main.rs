@@ -20,6 +20,7 @@ use clap::{CommandFactory, FromArgMatches};
 use clipdraw::output::{self, OutputPaths};
 use clipdraw::pipeline::{self, Notice};
 use clipdraw::tokenizer::Tokenizer;
+use clipdraw::watch::{TerminalPreview, Watcher};
 use clipdraw::{device, optimize::Ending, ClipModel, Control, Representation};
 use ui::{ColorChoice, Level, Ui};
 
@@ -257,7 +258,9 @@ fn draw(c: DrawConfig, ui: Ui) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(output::stem_from_prompt(&req.prompt, req.settings.seed)));
     let paths = OutputPaths::from_stem(&stem);
-    paths.check_writable(req.representation == Representation::Strokes, c.force)?;
+    let with_svg = req.representation == Representation::Strokes;
+    paths.check_writable(with_svg, c.force)?;
+    c.watch.check(req.representation, &paths.written(with_svg))?;
     let resolved = device::resolve(c.device)?;
     let model = ClipModel::load_or_builtin(c.model.as_deref(), resolved.device)?;
     if let Some(note) = &resolved.note {
@@ -293,23 +296,39 @@ fn draw(c: DrawConfig, ui: Ui) -> Result<i32> {
     }
 
     let bar = progress_bar(req.settings.iters, ui);
+    let preview = (c.watch.preview && TerminalPreview::allowed(ui.level == Level::Quiet))
+        .then(|| TerminalPreview::new(bar.clone(), c.watch.protocol));
+    let mut watcher = Watcher::new(&c.watch, preview);
+    let mut watch_error = None;
     let drawing = pipeline::draw(&model, req, |step| {
         bar.set_position(step.iter as u64);
         bar.set_message(format!("{:.4}", step.score));
         if ui.debug() {
-            eprintln!(
-                "clipdraw: iteration {}/{}: similarity {:.4}",
-                step.iter, step.iters, step.score
-            );
+            bar.suspend(|| {
+                eprintln!(
+                    "clipdraw: iteration {}/{}: similarity {:.4}",
+                    step.iter, step.iters, step.score
+                )
+            });
         }
-        if hits.load(Ordering::SeqCst) > 0 {
+        // A failed frame or preview file stops the run; the drawing is still saved.
+        if let Err(e) = watcher.on_step(step) {
+            watch_error = Some(e);
+        }
+        if hits.load(Ordering::SeqCst) > 0 || watch_error.is_some() {
             Control::Stop
         } else {
             Control::Continue
         }
     })?;
+    let mut written = output::write_drawing(&drawing, &paths, c.png_size, c.force)?;
+    if let Some(e) = watch_error {
+        bar.finish_and_clear();
+        return Err(e.context("cannot watch the drawing (the drawing is saved)"));
+    }
+    // Up to the last frame, also after Ctrl-C.
+    written.extend(watcher.finish(&drawing)?);
     bar.finish_and_clear();
-    let written = output::write_drawing(&drawing, &paths, c.png_size, c.force)?;
 
     let record = &drawing.record;
     if let (true, Some(t)) = (ui.verbose(), &record.timings) {
@@ -324,7 +343,7 @@ fn draw(c: DrawConfig, ui: Ui) -> Result<i32> {
             "svg": drawing.scene.as_ref().map(|_| &paths.svg), "png": paths.png, "json": paths.json,
             "final_score": record.final_score, "seed": record.seed,
             "iterations_done": record.iterations_done, "ending": record.ending,
-            "timings": record.timings,
+            "timings": record.timings, "timelapse": c.watch.timelapse,
         });
         println!("{}", serde_json::to_string(&summary)?);
     } else {

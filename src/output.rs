@@ -168,6 +168,12 @@ pub fn rasterize_svg_file(input: &Path, size_px: Option<u32>) -> Result<Vec<u8>>
 
 /// Renders SVG text with resvg to a square-ish PNG whose longer side is `size_px`.
 pub fn svg_to_png(svg: &str, size_px: u32) -> Result<Vec<u8>> {
+    svg_to_pixmap(svg, size_px)?.encode_png().map_err(|e| anyhow!("cannot encode PNG: {e}"))
+}
+
+/// Renders SVG text with resvg into a pixmap (premultiplied RGBA) whose longer
+/// side is `size_px`.
+pub fn svg_to_pixmap(svg: &str, size_px: u32) -> Result<resvg::tiny_skia::Pixmap> {
     let tree = usvg::Tree::from_str(svg, &usvg::Options::default())
         .map_err(|e| anyhow!("cannot parse the SVG: {e}"))?;
     let s = tree.size();
@@ -180,7 +186,7 @@ pub fn svg_to_png(svg: &str, size_px: u32) -> Result<Vec<u8>> {
         resvg::tiny_skia::Transform::from_scale(scale, scale),
         &mut pixmap.as_mut(),
     );
-    pixmap.encode_png().map_err(|e| anyhow!("cannot encode PNG: {e}"))
+    Ok(pixmap)
 }
 
 /// Encodes an RGB image tensor (1, 3, H, W) or (3, H, W) in [0, 1] as PNG.

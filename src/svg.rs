@@ -38,13 +38,22 @@ fn channel_hex(c: f64) -> u8 {
 ///
 /// `metadata` is XML text that is already escaped; it goes inside `<metadata>`.
 pub fn to_svg(scene: &Scene, metadata: Option<&str>) -> Result<String> {
-    let (n, s) = scene.check()?;
+    let (n, _) = scene.check()?;
     if n != 1 {
         bail!("to_svg writes one drawing, but the scene has {n}; select one with Scene::select");
     }
-    let strokes = scene.strokes()?;
-    let (w, h) = (scene.canvas.width, scene.canvas.height);
-    let mut out = String::with_capacity(200 + 220 * s as usize);
+    strokes_to_svg(scene.canvas, &scene.strokes()?, metadata)
+}
+
+/// The document [`to_svg`] writes, from plain strokes on `canvas` (for drawings
+/// kept as values, such as timelapse frames).
+pub fn strokes_to_svg(
+    canvas: Canvas,
+    strokes: &[Stroke],
+    metadata: Option<&str>,
+) -> Result<String> {
+    let (w, h) = (canvas.width, canvas.height);
+    let mut out = String::with_capacity(200 + 220 * strokes.len());
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">");
     if let Some(m) = metadata {
