@@ -38,6 +38,17 @@ fn channel_hex(c: f64) -> u8 {
 ///
 /// `metadata` is XML text that is already escaped; it goes inside `<metadata>`.
 pub fn to_svg(scene: &Scene, metadata: Option<&str>) -> Result<String> {
+    to_svg_over(scene, metadata, None)
+}
+
+/// [`to_svg`], with a picture between the white background and the strokes:
+/// `background` is an image URL (a `data:` URI keeps the file self-contained),
+/// stretched over the whole canvas.
+pub fn to_svg_over(
+    scene: &Scene,
+    metadata: Option<&str>,
+    background: Option<&str>,
+) -> Result<String> {
     let (n, s) = scene.check()?;
     if n != 1 {
         bail!("to_svg writes one drawing, but the scene has {n}; select one with Scene::select");
@@ -51,6 +62,12 @@ pub fn to_svg(scene: &Scene, metadata: Option<&str>) -> Result<String> {
         let _ = writeln!(out, "<metadata>{m}</metadata>");
     }
     let _ = writeln!(out, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
+    if let Some(href) = background {
+        let _ = writeln!(
+            out,
+            "<image id=\"background\" width=\"{w}\" height=\"{h}\" preserveAspectRatio=\"none\" href=\"{href}\"/>"
+        );
+    }
     for (k, st) in strokes.iter().enumerate() {
         let (c, width) = (st.rgba.map(f64::from), st.width_px as f64);
         let used: Vec<f64> = st.points.iter().flat_map(|p| [p[0] as f64, p[1] as f64]).collect();
