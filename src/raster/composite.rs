@@ -165,6 +165,32 @@ mod tests {
     }
 
     #[test]
+    fn over_a_background_the_tint_is_per_pixel() {
+        let c = Canvas::new(24, 24).unwrap();
+        let seg = line(2.0, 12.0, 22.0, 12.0);
+        let scene = scene_of(c, &[(&seg, 6.0, [1.0, 0.0, 0.0, 0.5])], Kind::Double);
+        // Over constant white, the background path agrees with the white one.
+        let white = Tensor::ones([1, 3, 24, 24], (Kind::Double, Device::Cpu));
+        let a = rasterize(&scene).unwrap();
+        let b = crate::raster::rasterize_over(&scene, &white).unwrap();
+        assert!((a - &b).abs().max().double_value(&[]) < 1e-12);
+        // Over a blue-green gradient: half red over B is (B + red) / 2, and B elsewhere.
+        let bg = Tensor::linspace(0.0, 1.0, 24, (Kind::Double, Device::Cpu))
+            .view([1, 1, 1, 24])
+            .expand([1, 3, 24, 24], false)
+            * Tensor::from_slice(&[0.0f64, 0.6, 1.0]).view([1, 3, 1, 1]);
+        let img = pixels(&crate::raster::rasterize_over(&scene, &bg).unwrap());
+        let bgv = pixels(&bg);
+        for ch in 0..3 {
+            let i = ch * 576 + 12 * 24 + 12;
+            let want = (bgv[i] + [1.0, 0.0, 0.0][ch]) / 2.0;
+            assert!((img[i] - want).abs() < 1e-6, "channel {ch}: {} vs {want}", img[i]);
+            let far = ch * 576 + 2 * 24 + 5;
+            assert_eq!(img[far], bgv[far], "far from the stroke the background shows");
+        }
+    }
+
+    #[test]
     fn batches_render_like_single_drawings() {
         let c = Canvas::new(40, 30).unwrap();
         let scene = Scene::grown(3, 6, c, 5, Device::Cpu).unwrap();
