@@ -158,7 +158,7 @@ mod tests {
         assert_eq!(length_scale(Canvas::new(224, 224).unwrap()), 1.0);
         assert_eq!(length_scale(Canvas::new(448, 448).unwrap()), 2.0);
         let init = stroke_init(Canvas::new(448, 448).unwrap(), &Settings::default());
-        assert_eq!(init.step_px, [44.8, 44.8]);
+        assert!(init.step_px.iter().all(|v| (v - 44.8).abs() < 1e-9), "{:?}", init.step_px);
         assert_eq!(init.width_px, (2.0, 2.0));
     }
 }
