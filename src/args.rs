@@ -8,10 +8,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
+use clipdraw::background::{self, Background};
+use clipdraw::constraints::{ColorRule, OpacityRule};
 use clipdraw::device::DeviceRequest;
+use clipdraw::init::{self, InitFile};
 use clipdraw::request::{self, MAX_AUGS, MAX_IMAGE_PX, MAX_ITERS, MAX_WIDTH_PX};
+use clipdraw::scene::{Canvas, Scene};
 use clipdraw::watch::{Protocol, TimelapseFormat, TimelapseMode, WatchConfig};
 use clipdraw::{DrawRequest, Representation, Settings};
 
@@ -55,6 +59,9 @@ enum Command {
     Score(ScoreArgs),
     /// Print a model file's metadata as JSON.
     Info(InfoArgs),
+    /// Continue a clipdraw drawing: its strokes, prompt and settings (from the
+    /// record in the SVG) unless told otherwise; writes STEM-c1 (then -c2, ...).
+    Continue(ContinueArgs),
     /// Print a shell completion script, e.g. `source <(clipdraw completions bash)`.
     Completions(CompletionsArgs),
     /// Print the man page (roff); scripts/install.sh installs it.
@@ -107,7 +114,51 @@ fn width_arg(s: &str) -> Result<f64, String> {
 }
 
 fn iters_parser() -> clap::builder::RangedI64ValueParser<u32> {
+    // 0 is only for --init (a round trip); into_config refuses it otherwise.
+    clap::value_parser!(u32).range(0..=MAX_ITERS as i64)
+}
+
+/// A period in iterations (or strokes): at least 1.
+fn every_parser() -> clap::builder::RangedI64ValueParser<u32> {
     clap::value_parser!(u32).range(1..=MAX_ITERS as i64)
+}
+
+fn init_arg(s: &str) -> Result<InitFile, String> {
+    InitFile::read(std::path::Path::new(s)).map_err(|e| e.to_string())
+}
+
+fn background_arg(s: &str) -> Result<PathBuf, String> {
+    background::probe(std::path::Path::new(s)).map(|_| PathBuf::from(s)).map_err(|e| e.to_string())
+}
+
+fn canvas_arg(s: &str) -> Result<Canvas, String> {
+    init::parse_canvas(s).map_err(|e| e.to_string())
+}
+
+fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    init::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn colors_arg(s: &str) -> Result<ColorRule, String> {
+    ColorRule::parse(s).map_err(|e| e.to_string())
+}
+
+fn width_range_arg(s: &str) -> Result<(f64, f64), String> {
+    match init::parse_range(s).map_err(|e| e.to_string())? {
+        (lo, hi) if lo >= 0.0 && hi > 0.0 && hi <= MAX_WIDTH_PX => Ok((lo, hi)),
+        (lo, hi) => Err(format!(
+            "widths {lo}..{hi} px: expected 0 <= MIN <= MAX <= {MAX_WIDTH_PX}, MAX > 0"
+        )),
+    }
+}
+
+fn segments_arg(s: &str) -> Result<(i64, i64), String> {
+    let (lo, hi) = init::parse_range(s).map_err(|e| e.to_string())?;
+    let whole = |v: f64| v.fract() == 0.0 && (1.0..=3.0).contains(&v);
+    if !(whole(lo) && whole(hi)) {
+        return Err(format!("segments {lo}..{hi}: expected whole numbers from 1 to 3"));
+    }
+    Ok((lo as i64, hi as i64))
 }
 
 fn augs_parser() -> clap::builder::RangedI64ValueParser<u32> {
@@ -159,9 +210,11 @@ struct DrawArgs {
     /// Weight of each negative prompt in the loss.
     #[arg(long, default_value = "0.3", value_parser = finite_arg, value_name = "W")]
     negative_weight: f64,
-    /// Widest allowed stroke, in pixels of the 224-pixel canvas.
+    /// Widest allowed stroke, in pixels of the 224-pixel canvas (scaled with --canvas).
     #[arg(long, default_value = "50", value_parser = width_arg, value_name = "PX")]
     max_width: f64,
+    #[command(flatten)]
+    iterate: IterateArgs,
     /// Adam learning rate of control points (pixels).
     #[arg(long, default_value = "1.0", value_parser = rate_arg, value_name = "LR")]
     lr_points: f64,
@@ -204,7 +257,7 @@ struct WatchArgs {
     #[arg(long, value_enum, default_value_t = ProtocolArg::Auto, value_name = "HOW")]
     preview_protocol: ProtocolArg,
     /// Iterations between preview updates (terminal and --preview-png).
-    #[arg(long, default_value = "5", value_parser = iters_parser(), value_name = "K")]
+    #[arg(long, default_value = "5", value_parser = every_parser(), value_name = "K")]
     preview_every: u32,
     /// Rewrite this PNG (atomically) at every preview update, for an image viewer
     /// that reloads on change.
@@ -220,7 +273,7 @@ struct WatchArgs {
     timelapse_mode: ModeArg,
     /// Iterations between timelapse frames (strokes per frame with
     /// --timelapse-mode strokes).
-    #[arg(long, default_value = "5", value_parser = iters_parser(), value_name = "K")]
+    #[arg(long, default_value = "5", value_parser = every_parser(), value_name = "K")]
     frame_every: u32,
     /// Write every timelapse frame as DIR/frame-00001.png, ... (at --png-size).
     #[arg(long, value_name = "DIR")]
@@ -244,6 +297,102 @@ enum ProtocolArg {
 enum ModeArg {
     Iterations,
     Strokes,
+}
+
+/// Flags that start a drawing from another or constrain its strokes.
+#[derive(Args, Debug)]
+struct IterateArgs {
+    /// Start from this SVG: a clipdraw SVG restores every stroke; any other SVG gives
+    /// its stroked paths (its fills, gradients and text are ignored: pass the same
+    /// file as --background to keep them as a fixed picture underneath).
+    #[arg(long, value_parser = init_arg, value_name = "FILE.svg")]
+    init: Option<InitFile>,
+    /// Random strokes to add over the --init drawing.
+    #[arg(long, default_value = "0", value_parser = clap::value_parser!(u32).range(0..=request::MAX_STROKES), value_name = "N")]
+    add_strokes: u32,
+    /// Keep the --init strokes exactly as they are; only added strokes learn.
+    #[arg(long)]
+    freeze_init: bool,
+    /// Canvas size in pixels, up to 4096 a side [default: the model's input size].
+    /// Init steps, widths and --lr-points scale with √(W·H)/224.
+    #[arg(long, value_parser = canvas_arg, value_name = "WxH", conflicts_with = "init")]
+    canvas: Option<Canvas>,
+    /// A PNG, JPEG or SVG drawn under the strokes, scaled to cover the canvas
+    /// (224x224 unless --canvas or --init says otherwise) and embedded in the SVG.
+    #[arg(long, value_parser = background_arg, value_name = "FILE")]
+    background: Option<PathBuf>,
+    /// Stop optimising after this long (90s, 5m, 1h) and write the drawing.
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    time_limit: Option<std::time::Duration>,
+    /// Stroke colours: any, black, or a palette "#rrggbb,#rrggbb,..." (one per stroke).
+    #[arg(long, default_value = "any", value_parser = colors_arg, value_name = "RULE")]
+    colors: ColorRule,
+    /// Stroke opacity: free (optimised) or opaque (always 1).
+    #[arg(long, value_enum, default_value_t = OpacityArg::Free)]
+    opacity: OpacityArg,
+    /// Stroke widths MIN..MAX in canvas pixels (e.g. 2..2 for a fixed width);
+    /// replaces --max-width.
+    #[arg(long, value_parser = width_range_arg, value_name = "MIN..MAX", conflicts_with = "max_width")]
+    width: Option<(f64, f64)>,
+    /// Cubic segments per new stroke, MIN..MAX within 1..3.
+    #[arg(long, default_value = "1..3", value_parser = segments_arg, value_name = "MIN..MAX")]
+    segments: (i64, i64),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum OpacityArg {
+    Free,
+    Opaque,
+}
+
+#[derive(Args, Debug)]
+struct ContinueArgs {
+    /// A clipdraw SVG (one with its record).
+    #[arg(value_parser = init_arg, value_name = "FILE.svg")]
+    file: InitFile,
+    /// Optimisation steps [default: as recorded].
+    #[arg(long, value_parser = iters_parser(), value_name = "N")]
+    iters: Option<u32>,
+    /// A new prompt [default: as recorded].
+    #[arg(long, value_parser = prompt_arg)]
+    prompt: Option<String>,
+    /// New negative prompts, replacing the recorded ones (repeatable).
+    #[arg(long = "negative", value_name = "PROMPT", value_parser = prompt_arg)]
+    negatives: Vec<String>,
+    /// Random seed [default: as recorded].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Random strokes to add over the drawing.
+    #[arg(long, default_value = "0", value_parser = clap::value_parser!(u32).range(0..=request::MAX_STROKES), value_name = "N")]
+    add_strokes: u32,
+    /// Keep the drawing's strokes exactly as they are; only added strokes learn.
+    #[arg(long)]
+    freeze_init: bool,
+    /// A picture under the strokes [default: the recorded one, if its file is
+    /// still there with the same SHA-256].
+    #[arg(long, value_parser = background_arg, value_name = "FILE")]
+    background: Option<PathBuf>,
+    /// Stop optimising after this long (90s, 5m, 1h).
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    time_limit: Option<std::time::Duration>,
+    #[command(flatten)]
+    model: ModelArg,
+    #[command(flatten)]
+    device: DeviceArg,
+    /// Output path stem [default: FILE's stem with -c1, or the next -cN].
+    #[arg(short, long, value_name = "STEM")]
+    output: Option<PathBuf>,
+    /// Size of the PNG's longer side, in pixels.
+    #[arg(long, default_value = "512", value_parser = pixels_parser(), value_name = "PX")]
+    png_size: u32,
+    /// Overwrite existing output files.
+    #[arg(long)]
+    force: bool,
+    /// Print one JSON summary on stdout instead of the paths.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    watch: WatchArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -392,6 +541,7 @@ impl Cli {
             Some(Command::Info(a)) => CommandConfig::Info(InfoConfig { model: a.model.model }),
             Some(Command::Completions(a)) => CommandConfig::Completions(a.shell),
             Some(Command::Man) => CommandConfig::Man,
+            Some(Command::Continue(a)) => CommandConfig::Draw(a.into_config()?),
             None => CommandConfig::Draw(self.draw.into_config()?),
         };
         Ok(Config { command, ui })
@@ -400,7 +550,43 @@ impl Cli {
 
 impl DrawArgs {
     fn into_config(self) -> Result<DrawConfig> {
-        let request = DrawRequest {
+        let it = self.iterate;
+        let mut settings = Settings {
+            iters: self.iters,
+            augs: self.augs,
+            seed: self.seed,
+            negative_weight: self.negative_weight,
+            min_width_px: 1.0,
+            max_width_px: self.max_width,
+            lr_points: self.lr_points,
+            lr_width: self.lr_width,
+            lr_color: self.lr_color,
+            colors: it.colors,
+            opacity: match it.opacity {
+                OpacityArg::Free => OpacityRule::Free,
+                OpacityArg::Opaque => OpacityRule::Opaque,
+            },
+            segments: it.segments,
+        };
+        if self.iters == 0 && it.init.is_none() {
+            bail!("--iters 0 needs --init (it writes the initial drawing back unchanged)");
+        }
+        if it.freeze_init && it.init.is_none() {
+            bail!("--freeze-init needs --init: there is no initial drawing to freeze");
+        }
+        // Lengths in 224-pixel units follow the canvas; --width is in canvas pixels.
+        let canvas = it.init.as_ref().map(|f| f.canvas).or(it.canvas);
+        if let Some(c) = canvas {
+            let k = init::length_scale(c);
+            settings.min_width_px *= k;
+            settings.max_width_px = (settings.max_width_px * k).min(MAX_WIDTH_PX);
+            settings.lr_points *= k;
+        }
+        if let Some((lo, hi)) = it.width {
+            settings.min_width_px = lo;
+            settings.max_width_px = hi;
+        }
+        let mut request = DrawRequest {
             // clap requires it and prompt_arg checked it.
             prompt: self.prompt.unwrap_or_default(),
             negatives: self.negatives,
@@ -409,33 +595,157 @@ impl DrawArgs {
                 RepresentationArg::Pixels => Representation::Pixels,
             },
             strokes: self.strokes,
-            settings: Settings {
-                iters: self.iters,
-                augs: self.augs,
-                seed: self.seed,
-                negative_weight: self.negative_weight,
-                min_width_px: 1.0,
-                max_width_px: self.max_width,
-                lr_points: self.lr_points,
-                lr_width: self.lr_width,
-                lr_color: self.lr_color,
-            },
-            init: None,
+            settings,
+            ..DrawRequest::new("")
         };
-        // Every flag was checked while parsing; this holds the request to the same
-        // rules as any library caller, and cannot disagree with them.
-        request.check()?;
-        Ok(DrawConfig {
+        request.canvas = it.canvas;
+        request.time_limit = it.time_limit;
+        let background_canvas = canvas.unwrap_or(Canvas::new(224, 224)?);
+        if let Some(path) = &it.background {
+            request.background = Some(Background::load(path, background_canvas)?);
+            request.canvas = Some(background_canvas).filter(|_| it.init.is_none());
+        }
+        if let Some(file) = it.init {
+            start_from(&mut request, file, it.add_strokes as i64, it.freeze_init)?;
+        }
+        finish_config(
             request,
-            model: self.model.model,
-            device: self.device.device,
-            output: self.output,
-            png_size: self.png_size,
-            force: self.force,
-            json: self.json,
-            watch: self.watch.into_config(self.png_size, self.force),
-        })
+            self.model.model,
+            self.device.device,
+            self.output,
+            self.png_size,
+            self.force,
+            self.json,
+            self.watch.into_config(self.png_size, self.force),
+        )
     }
+}
+
+/// Puts `file`'s strokes into `request` as its initial drawing.
+fn start_from(request: &mut DrawRequest, file: InitFile, add: i64, freeze: bool) -> Result<()> {
+    request.parent = Some(file.source.clone());
+    request.add_strokes = add;
+    if file.strokes.is_empty() {
+        if add == 0 {
+            bail!(
+                "{} (add strokes with --add-strokes N to draw over it)",
+                file.why_empty.unwrap_or_else(|| "the SVG has no strokes".into())
+            );
+        }
+        // Nothing to start from but the canvas: the added strokes are the drawing.
+        request.canvas = Some(file.canvas);
+        request.strokes = add;
+        request.add_strokes = 0;
+        return Ok(());
+    }
+    if freeze && add == 0 && request.settings.iters > 0 {
+        bail!("nothing left to optimise: --freeze-init freezes every stroke; add some with --add-strokes N");
+    }
+    request.freeze_init = freeze;
+    request.canvas = None;
+    request.init = Some(Scene::from_strokes(file.canvas, &file.strokes, tch::Device::Cpu)?);
+    Ok(())
+}
+
+fn finish_config(
+    request: DrawRequest,
+    model: Option<PathBuf>,
+    device: DeviceRequest,
+    output: Option<PathBuf>,
+    png_size: u32,
+    force: bool,
+    json: bool,
+    watch: WatchConfig,
+) -> Result<DrawConfig> {
+    // Every flag was checked while parsing; this holds the request to the same
+    // rules as any library caller, and cannot disagree with them.
+    request.check()?;
+    Ok(DrawConfig { request, model, device, output, png_size, force, json, watch })
+}
+
+impl ContinueArgs {
+    fn into_config(self) -> Result<DrawConfig> {
+        let file = self.file;
+        let path = PathBuf::from(&file.source.path);
+        let Some(record) = file.record.clone() else {
+            bail!(
+                "{} has no clipdraw record, so there is nothing to continue; start from its strokes with: clipdraw PROMPT --init {}",
+                path.display(),
+                path.display()
+            );
+        };
+        if record.representation != Representation::Strokes {
+            bail!("{} is a pixel drawing; only stroke drawings can be continued", path.display());
+        }
+        let mut settings = record.settings.clone();
+        if let Some(n) = self.iters {
+            settings.iters = n;
+        }
+        if let Some(seed) = self.seed {
+            settings.seed = seed;
+        }
+        let mut request = DrawRequest {
+            prompt: self.prompt.unwrap_or(record.prompt.clone()),
+            negatives: if self.negatives.is_empty() {
+                record.negative_prompts.clone()
+            } else {
+                self.negatives
+            },
+            settings,
+            time_limit: self.time_limit,
+            ..DrawRequest::new("")
+        };
+        let background = match (&self.background, &record.background) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(rec)) => {
+                let p = PathBuf::from(&rec.path);
+                let same = std::fs::read(&p)
+                    .map(|b| clipdraw::record::FileRef::of(&p, &b).sha256 == rec.sha256)
+                    .unwrap_or(false);
+                if !same {
+                    bail!(
+                        "{} was drawn over the background {} (SHA-256 {}), which is no longer there unchanged; pass it with --background FILE",
+                        path.display(),
+                        rec.path,
+                        rec.sha256
+                    );
+                }
+                Some(p)
+            }
+            (None, None) => None,
+        };
+        if let Some(p) = &background {
+            request.background = Some(Background::load(p, file.canvas)?);
+        }
+        let output = self.output.or_else(|| Some(next_stem(&path)));
+        start_from(&mut request, file, self.add_strokes as i64, self.freeze_init)?;
+        finish_config(
+            request,
+            self.model.model,
+            self.device.device,
+            output,
+            self.png_size,
+            self.force,
+            self.json,
+            self.watch.into_config(self.png_size, self.force),
+        )
+    }
+}
+
+/// `dir/cat-s0.svg` → `dir/cat-s0-c1`; `cat-s0-c1.svg` → `cat-s0-c2`.
+fn next_stem(path: &std::path::Path) -> PathBuf {
+    let stem = path.with_extension("");
+    let name = stem.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let next = match name.rsplit_once("-c") {
+        Some((head, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => {
+            match n.parse::<u64>() {
+                Ok(k) => format!("{head}-c{}", k + 1),
+                Err(_) => format!("{name}-c1"),
+            }
+        }
+        _ => format!("{name}-c1"),
+    };
+    stem.with_file_name(next)
 }
 
 impl WatchArgs {
@@ -507,6 +817,13 @@ mod tests {
             let err = parse(&args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn continuations_are_numbered() {
+        assert_eq!(next_stem(std::path::Path::new("d/cat-s0.svg")), PathBuf::from("d/cat-s0-c1"));
+        assert_eq!(next_stem(std::path::Path::new("cat-s0-c1.svg")), PathBuf::from("cat-s0-c2"));
+        assert_eq!(next_stem(std::path::Path::new("a-cab.svg")), PathBuf::from("a-cab-c1"));
     }
 
     #[test]

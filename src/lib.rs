@@ -26,6 +26,9 @@
 //! | [`model`] | model files, the built-in model, image and text embeddings |
 //! | [`tokenizer`] | CLIP's BPE tokenizer |
 //! | [`scene`] | strokes as tensors: init, clamps, from and to plain strokes |
+//! | [`init`] | where a drawing starts: initial SVGs, any canvas, length scaling |
+//! | [`constraints`] | palettes, opacity, frozen strokes: what the loop may change |
+//! | [`background`] | a fixed picture under the strokes |
 //! | [`raster`] | the differentiable rasterizer |
 //! | [`augment`] | perspective and crop augmentations on the device |
 //! | [`optimize`] | the loop, Adam and the score |
@@ -42,7 +45,10 @@
 //! pieces, `G` fragments, `F` edge fragments, `U` covered pixels.
 
 pub mod augment;
+pub mod background;
+pub mod constraints;
 pub mod device;
+pub mod init;
 pub mod model;
 pub mod optimize;
 pub mod output;

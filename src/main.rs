@@ -353,6 +353,13 @@ fn draw(c: DrawConfig, ui: Ui) -> Result<i32> {
     }
     match record.ending {
         Ending::Finished => Ok(0),
+        Ending::TimeLimit => {
+            ui.note(&format!(
+                "the time limit was reached after {} iterations; the drawing is saved",
+                record.iterations_done
+            ));
+            Ok(0)
+        }
         Ending::Interrupted => {
             ui.note(&format!(
                 "interrupted after {} iterations; the drawing so far is saved",

@@ -65,6 +65,8 @@ pub enum Ending {
     Interrupted,
     /// The loss or a parameter became NaN/inf; the scene is the last finite one.
     NonFinite,
+    /// The request's time limit was reached; the drawing is the one at that point.
+    TimeLimit,
 }
 
 /// What [`optimize`] did.

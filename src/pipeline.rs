@@ -5,16 +5,19 @@
 //! Data descends once: request → text targets → initial drawing → optimisation
 //! loop → final score → record. Nothing here prints or touches the file system.
 
+use std::cell::Cell;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use tch::Tensor;
 
+use crate::background::Background;
+use crate::constraints::Constrained;
 use crate::model::ClipModel;
 use crate::optimize::{self, Control, Ending, PixelImage, Step, Targets};
 use crate::raster;
 use crate::record::{ModelRecord, Record, RunTimings, TOOL};
-use crate::request::{DrawRequest, Representation};
+use crate::request::{DrawRequest, Representation, Settings};
 use crate::scene::{Canvas, Scene};
 use crate::svg;
 
@@ -30,6 +33,8 @@ pub struct Drawing {
     pub image: Tensor,
     /// Everything about the run but its output paths (set when it is written).
     pub record: Record,
+    /// The picture under the strokes, embedded in the SVG.
+    pub background: Option<Background>,
 }
 
 impl Drawing {
@@ -38,7 +43,8 @@ impl Drawing {
     pub fn svg(&self) -> Result<Option<String>> {
         let Some(scene) = &self.scene else { return Ok(None) };
         let meta = crate::output::xml_escape(&self.record.portable().to_json()?);
-        Ok(Some(svg::to_svg(scene, Some(&meta))?))
+        let uri = self.background.as_ref().map(Background::data_uri).transpose()?;
+        Ok(Some(svg::to_svg_over(scene, Some(&meta), uri.as_deref())?))
     }
 
     /// A PNG: resvg's rendering of the SVG with its longer side `size_px` for
@@ -113,15 +119,56 @@ pub fn draw(
     let seed = settings.seed;
     let targets = Targets::new(model, &request.prompt, &request.negatives)?;
     let size = model.info().image_size;
-    let (outcome, image, scene) = match request.representation {
+    // The time limit stops the loop through its callback: after the iteration in
+    // which the time ran out, so a run overshoots by less than one iteration.
+    let timed_out = Cell::new(false);
+    let mut on_step = on_step;
+    let loop_start = Instant::now();
+    let mut step = |st: &Step| {
+        if on_step(st) == Control::Stop {
+            return Control::Stop;
+        }
+        match request.time_limit {
+            Some(limit) if loop_start.elapsed() >= limit => {
+                timed_out.set(true);
+                Control::Stop
+            }
+            _ => Control::Continue,
+        }
+    };
+    let background = match &request.background {
+        Some(b) => Some(b.tensor()?.f_to_device(dev)?),
+        None => None,
+    };
+    let (mut outcome, image, scene) = match request.representation {
         Representation::Strokes => {
-            let mut scene = match &request.init {
-                Some(init) => init.to_device(dev)?,
-                None => Scene::random(1, request.strokes, Canvas::new(size, size)?, seed, dev)?,
+            let (scene, init_strokes) = initial_scene(request, size, dev)?;
+            let frozen = if request.freeze_init { init_strokes } else { 0 };
+            let plain = frozen == 0
+                && settings.colors.is_any()
+                && settings.opacity.is_free()
+                && background.is_none();
+            let (outcome, scene) = if plain {
+                // The bare scene, exactly as before constraints existed.
+                let mut scene = scene;
+                let outcome = optimize::optimize(model, &mut scene, &targets, settings, &mut step)
+                    .context("cannot optimise the drawing")?;
+                (outcome, scene)
+            } else {
+                let mut c = Constrained::new(
+                    scene,
+                    frozen,
+                    settings,
+                    background.as_ref().map(Tensor::shallow_clone),
+                )?;
+                let outcome = optimize::optimize(model, &mut c, &targets, settings, &mut step)
+                    .context("cannot optimise the drawing")?;
+                (outcome, c.finish()?)
             };
-            let outcome = optimize::optimize(model, &mut scene, &targets, settings, on_step)
-                .context("cannot optimise the drawing")?;
-            let image = tch::no_grad(|| raster::rasterize(&scene))?;
+            let image = tch::no_grad(|| match &background {
+                Some(bg) => raster::rasterize_over(&scene, bg),
+                None => raster::rasterize(&scene),
+            })?;
             (outcome, image, Some(scene))
         }
         Representation::Pixels => {
@@ -129,12 +176,15 @@ pub fn draw(
                 bail!("an initial drawing needs the strokes representation");
             }
             let mut pixels = PixelImage::random(size, size, seed, dev)?;
-            let outcome = optimize::optimize(model, &mut pixels, &targets, settings, on_step)
+            let outcome = optimize::optimize(model, &mut pixels, &targets, settings, &mut step)
                 .context("cannot optimise the image")?;
             let image = tch::no_grad(|| optimize::Trainable::render(&pixels))?;
             (outcome, image, None)
         }
     };
+    if timed_out.get() && outcome.ending == Ending::Interrupted {
+        outcome.ending = Ending::TimeLimit;
+    }
     let final_score = optimize::score(model, &image, &targets.prompt, FINAL_SCORE_AUGS, seed)?;
     let record = Record {
         tool: TOOL.to_string(),
@@ -161,6 +211,58 @@ pub fn draw(
             per_iteration: optimize::per_iter(&outcome.timings, outcome.iters_done),
         }),
         outputs: None,
+        parent: request.parent.clone(),
+        frozen_strokes: if request.freeze_init {
+            request.init.as_ref().map_or(0, Scene::num_strokes)
+        } else {
+            0
+        },
+        background: request.background.as_ref().map(|b| b.source.clone()),
+        time_limit_s: request.time_limit.map(|t| t.as_secs_f64()),
     };
-    Ok(Drawing { scene, image, record })
+    Ok(Drawing { scene, image, record, background: request.background.clone() })
+}
+
+/// The drawing the loop starts from, on `dev`, and how many of its strokes came
+/// from the request's initial drawing.
+fn initial_scene(request: &DrawRequest, model_size: i64, dev: tch::Device) -> Result<(Scene, i64)> {
+    let settings = &request.settings;
+    let seed = settings.seed;
+    match &request.init {
+        Some(init) => {
+            let n = init.num_strokes();
+            if request.add_strokes == 0 {
+                return Ok((init.to_device(dev)?, n));
+            }
+            let spec = crate::init::stroke_init(init.canvas, settings);
+            let added = Scene::random_spec(
+                1,
+                request.add_strokes,
+                init.canvas,
+                seed,
+                tch::Device::Cpu,
+                &spec,
+            )?;
+            let mut strokes = init.strokes()?;
+            strokes.extend(added.strokes()?);
+            Ok((Scene::from_strokes(init.canvas, &strokes, dev)?, n))
+        }
+        None => {
+            let canvas = match request.canvas {
+                Some(c) => c,
+                None => Canvas::new(model_size, model_size)?,
+            };
+            let strokes = request.strokes;
+            let default_init =
+                request.canvas.is_none() && settings.segments == Settings::default().segments;
+            let scene = if default_init {
+                // DESIGN.md's init, unchanged: default drawings stay the same.
+                Scene::random(1, strokes, canvas, seed, dev)?
+            } else {
+                let spec = crate::init::stroke_init(canvas, settings);
+                Scene::random_spec(1, strokes, canvas, seed, dev, &spec)?
+            };
+            Ok((scene, 0))
+        }
+    }
 }

@@ -29,6 +29,25 @@ pub struct ModelRecord {
     pub file: String,
 }
 
+/// A file a drawing came from: its path as given and the SHA-256 of its bytes, so
+/// a chain of continuations can be traced and checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    pub path: String,
+    /// Lower-case hex.
+    pub sha256: String,
+}
+
+impl FileRef {
+    /// `path` with the digest of `bytes` (its contents).
+    pub fn of(path: &std::path::Path, bytes: &[u8]) -> FileRef {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(bytes);
+        let sha256 = digest.iter().map(|b| format!("{b:02x}")).collect();
+        FileRef { path: path.display().to_string(), sha256 }
+    }
+}
+
 /// How long a run took: the whole drawing, and per iteration by part.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunTimings {
@@ -68,6 +87,22 @@ pub struct Record {
     /// The files written for this drawing (sidecar only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Vec<PathBuf>>,
+    /// The drawing this one started from (`--init`, `continue`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<FileRef>,
+    /// The first this many strokes were frozen: exactly the parent's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub frozen_strokes: i64,
+    /// The picture under the strokes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<FileRef>,
+    /// The time limit asked for, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_s: Option<f64>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -147,6 +182,10 @@ mod tests {
             device: Some("Cpu".into()),
             timings: Some(RunTimings { wall_s: 1.0, per_iteration: Timings::default() }),
             outputs: Some(vec!["a.svg".into()]),
+            parent: None,
+            frozen_strokes: 0,
+            background: None,
+            time_limit_s: None,
         }
     }
 
@@ -159,6 +198,20 @@ mod tests {
         let text = p.to_json().unwrap();
         assert!(!text.contains("timings") && !text.contains("outputs"), "{text}");
         assert_eq!(Record::from_json(&text).unwrap(), p);
+    }
+
+    #[test]
+    fn file_refs_carry_the_sha256_of_the_bytes() {
+        // FIPS 180-2's test vector for "abc".
+        let f = FileRef::of(std::path::Path::new("a/b.svg"), b"abc");
+        assert_eq!(f.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(f.path, "a/b.svg");
+        let mut r = example();
+        r.parent = Some(f);
+        r.frozen_strokes = 3;
+        assert_eq!(Record::from_json(&r.to_json().unwrap()).unwrap(), r);
+        // Records without the new fields still read.
+        assert!(!example().to_json().unwrap().contains("parent"));
     }
 
     #[test]

@@ -4,7 +4,10 @@
 
 use anyhow::{bail, Result};
 
-use crate::scene::Scene;
+use crate::background::Background;
+use crate::constraints::{ColorRule, OpacityRule};
+use crate::record::FileRef;
+use crate::scene::{Canvas, Scene, MAX_SEGMENTS};
 
 /// The most strokes a drawing may have; far beyond what any drawing needs.
 pub const MAX_STROKES: i64 = 100_000;
@@ -45,6 +48,23 @@ pub struct Settings {
     pub lr_points: f64,
     pub lr_width: f64,
     pub lr_color: f64,
+    /// Which colours strokes may take (absent from records: any).
+    #[serde(default, skip_serializing_if = "ColorRule::is_any")]
+    pub colors: ColorRule,
+    /// Whether strokes keep their own opacity (absent from records: free).
+    #[serde(default, skip_serializing_if = "OpacityRule::is_free")]
+    pub opacity: OpacityRule,
+    /// Cubic segments of new random strokes, min..=max within 1..=3 (absent: 1..=3).
+    #[serde(default = "all_segments", skip_serializing_if = "is_all_segments")]
+    pub segments: (i64, i64),
+}
+
+fn all_segments() -> (i64, i64) {
+    (1, MAX_SEGMENTS)
+}
+
+fn is_all_segments(s: &(i64, i64)) -> bool {
+    *s == all_segments()
 }
 
 impl Default for Settings {
@@ -59,6 +79,9 @@ impl Default for Settings {
             lr_points: 1.0,
             lr_width: 0.1,
             lr_color: 0.01,
+            colors: ColorRule::Any,
+            opacity: OpacityRule::Free,
+            segments: all_segments(),
         }
     }
 }
@@ -79,9 +102,16 @@ impl Settings {
 
     /// Checks every value; errors name the setting and the value.
     pub fn check(&self) -> Result<()> {
-        if !(1..=MAX_ITERS).contains(&self.iters) {
+        // 0 iterations only make sense from an initial drawing; DrawRequest::check
+        // says so.
+        if self.iters > MAX_ITERS {
             bail!("iterations must be between 1 and {MAX_ITERS}, got {}", self.iters);
         }
+        let (lo, hi) = self.segments;
+        if !(1 <= lo && lo <= hi && hi <= MAX_SEGMENTS) {
+            bail!("segments per stroke {lo}..{hi} are invalid: expected 1 <= min <= max <= {MAX_SEGMENTS}");
+        }
+        self.colors.check()?;
         if self.augs > MAX_AUGS {
             bail!("augmentations must be between 0 and {MAX_AUGS}, got {}", self.augs);
         }
@@ -117,6 +147,19 @@ pub struct DrawRequest {
     /// Start from this drawing (N = 1) instead of random strokes; its canvas is the
     /// drawing's canvas. Strokes only.
     pub init: Option<Scene>,
+    /// Random strokes painted over `init` (ignored without it).
+    pub add_strokes: i64,
+    /// Keep every stroke of `init` exactly as it is; only added strokes learn.
+    pub freeze_init: bool,
+    /// The canvas of a random initial drawing [default: the model's input size];
+    /// ignored with `init`.
+    pub canvas: Option<Canvas>,
+    /// A fixed picture under the strokes, at the drawing's canvas size.
+    pub background: Option<Background>,
+    /// Stop optimising once this much time has passed since the loop began.
+    pub time_limit: Option<std::time::Duration>,
+    /// The file this drawing continues (recorded, so chains can be traced).
+    pub parent: Option<FileRef>,
 }
 
 impl DrawRequest {
@@ -129,6 +172,12 @@ impl DrawRequest {
             strokes: 256,
             settings: Settings::default(),
             init: None,
+            add_strokes: 0,
+            freeze_init: false,
+            canvas: None,
+            background: None,
+            time_limit: None,
+            parent: None,
         }
     }
 
@@ -140,6 +189,44 @@ impl DrawRequest {
         }
         check_strokes(self.strokes)?;
         self.settings.check()?;
+        if self.settings.iters == 0 && self.init.is_none() {
+            bail!("iterations must be between 1 and {MAX_ITERS}, got 0 (0 only with an initial drawing)");
+        }
+        if self.add_strokes < 0 {
+            bail!("strokes to add must be 0 or more, got {}", self.add_strokes);
+        }
+        if self.freeze_init && self.init.is_none() {
+            bail!("freezing the initial strokes needs an initial drawing");
+        }
+        if self.freeze_init && self.add_strokes == 0 && self.settings.iters > 0 {
+            bail!("nothing left to optimise: every stroke is frozen (add strokes to optimise)");
+        }
+        if self.time_limit.is_some_and(|t| t.is_zero()) {
+            bail!("the time limit must be longer than 0");
+        }
+        if let (Some(c), Some(bg)) = (self.drawing_canvas(), &self.background) {
+            if (bg.width as i64, bg.height as i64) != (c.width, c.height) {
+                bail!(
+                    "the background is {}x{} pixels but the canvas is {}x{}",
+                    bg.width,
+                    bg.height,
+                    c.width,
+                    c.height
+                );
+            }
+        }
+        if self.representation == Representation::Pixels {
+            let strokes_only = [
+                (self.background.is_some(), "a background"),
+                (self.canvas.is_some(), "a canvas size"),
+                (!self.settings.colors.is_any(), "a colour rule"),
+                (!self.settings.opacity.is_free(), "an opacity rule"),
+                (self.add_strokes > 0, "added strokes"),
+            ];
+            if let Some((_, what)) = strokes_only.iter().find(|(on, _)| *on) {
+                bail!("{what} needs the strokes representation");
+            }
+        }
         if let Some(init) = &self.init {
             let (n, _) = init.check()?;
             if n != 1 {
@@ -150,6 +237,14 @@ impl DrawRequest {
             }
         }
         Ok(())
+    }
+}
+
+impl DrawRequest {
+    /// The canvas the drawing will have, when known without a model: the initial
+    /// drawing's, or the requested one.
+    pub fn drawing_canvas(&self) -> Option<Canvas> {
+        self.init.as_ref().map(|s| s.canvas).or(self.canvas)
     }
 }
 

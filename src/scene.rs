@@ -81,12 +81,16 @@ impl Stroke {
     }
 }
 
-/// How [`Scene::random`] and [`Scene::grown`] draw strokes.
-struct InitSpec {
-    /// Each next control point moves by `step · canvas · (U(0,1) − 0.5)` per axis.
-    step: f64,
+/// How random strokes are drawn ([`Scene::random`], [`Scene::grown`],
+/// [`Scene::random_spec`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StrokeInit {
+    /// Each next control point moves by `step_px · (U(0,1) − 0.5)`, per axis (x, y).
+    pub step_px: [f64; 2],
     /// Stroke width drawn uniformly from this range, in pixels.
-    width_px: (f64, f64),
+    pub width_px: (f64, f64),
+    /// Cubic segments per stroke, drawn uniformly from this range (within 1..=3).
+    pub segments: (i64, i64),
 }
 
 impl Scene {
@@ -163,7 +167,12 @@ impl Scene {
         seed: u64,
         device: Device,
     ) -> Result<Scene> {
-        let spec = InitSpec { step: 0.1, width_px: (1.0, 1.0) };
+        let (cw, ch) = (canvas.width as f64, canvas.height as f64);
+        let spec = StrokeInit {
+            step_px: [0.1 * cw, 0.1 * ch],
+            width_px: (1.0, 1.0),
+            segments: (1, MAX_SEGMENTS),
+        };
         Self::random_with(drawings, strokes, canvas, seed, device, &spec)
     }
 
@@ -177,8 +186,30 @@ impl Scene {
         seed: u64,
         device: Device,
     ) -> Result<Scene> {
-        let spec = InitSpec { step: 0.3, width_px: (10.0, 30.0) };
+        let (cw, ch) = (canvas.width as f64, canvas.height as f64);
+        let spec = StrokeInit {
+            step_px: [0.3 * cw, 0.3 * ch],
+            width_px: (10.0, 30.0),
+            segments: (1, MAX_SEGMENTS),
+        };
         Self::random_with(drawings, strokes, canvas, seed, device, &spec)
+    }
+
+    /// Random strokes drawn as `spec` says, in the same order as [`Scene::random`]
+    /// (which is this with its DESIGN.md spec).
+    pub fn random_spec(
+        drawings: i64,
+        strokes: i64,
+        canvas: Canvas,
+        seed: u64,
+        device: Device,
+        spec: &StrokeInit,
+    ) -> Result<Scene> {
+        let (lo, hi) = spec.segments;
+        if !(1 <= lo && lo <= hi && hi <= MAX_SEGMENTS) {
+            bail!("segments per stroke {lo}..{hi} are invalid: expected 1 <= min <= max <= {MAX_SEGMENTS}");
+        }
+        Self::random_with(drawings, strokes, canvas, seed, device, spec)
     }
 
     fn random_with(
@@ -187,7 +218,7 @@ impl Scene {
         canvas: Canvas,
         seed: u64,
         device: Device,
-        spec: &InitSpec,
+        spec: &StrokeInit,
     ) -> Result<Scene> {
         canvas.validate()?;
         if drawings < 1 || strokes < 1 {
@@ -197,13 +228,15 @@ impl Scene {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let all: Vec<Stroke> = (0..drawings * strokes)
             .map(|_| {
-                let nseg: i64 = rng.gen_range(1..=MAX_SEGMENTS);
+                // The same call as before the range became a setting: 1..=3 draws
+                // the same numbers, so default drawings are unchanged.
+                let nseg: i64 = rng.gen_range(spec.segments.0..=spec.segments.1);
                 let mut x = rng.gen::<f64>() * cw;
                 let mut y = rng.gen::<f64>() * ch;
                 let mut points = vec![[x as f32, y as f32]];
                 for _ in 0..3 * nseg {
-                    x += spec.step * cw * (rng.gen::<f64>() - 0.5);
-                    y += spec.step * ch * (rng.gen::<f64>() - 0.5);
+                    x += spec.step_px[0] * (rng.gen::<f64>() - 0.5);
+                    y += spec.step_px[1] * (rng.gen::<f64>() - 0.5);
                     points.push([x as f32, y as f32]);
                 }
                 let (lo, hi) = spec.width_px;

@@ -38,19 +38,31 @@ fn channel_hex(c: f64) -> u8 {
 ///
 /// `metadata` is XML text that is already escaped; it goes inside `<metadata>`.
 pub fn to_svg(scene: &Scene, metadata: Option<&str>) -> Result<String> {
+    to_svg_over(scene, metadata, None)
+}
+
+/// [`to_svg`], with a picture between the white background and the strokes:
+/// `background` is an image URL (a `data:` URI keeps the file self-contained),
+/// stretched over the whole canvas.
+pub fn to_svg_over(
+    scene: &Scene,
+    metadata: Option<&str>,
+    background: Option<&str>,
+) -> Result<String> {
     let (n, _) = scene.check()?;
     if n != 1 {
         bail!("to_svg writes one drawing, but the scene has {n}; select one with Scene::select");
     }
-    strokes_to_svg(scene.canvas, &scene.strokes()?, metadata)
+    strokes_to_svg(scene.canvas, &scene.strokes()?, metadata, background)
 }
 
-/// The document [`to_svg`] writes, from plain strokes on `canvas` (for drawings
-/// kept as values, such as timelapse frames).
+/// The document [`to_svg_over`] writes, from plain strokes on `canvas` (for
+/// drawings kept as values, such as timelapse frames).
 pub fn strokes_to_svg(
     canvas: Canvas,
     strokes: &[Stroke],
     metadata: Option<&str>,
+    background: Option<&str>,
 ) -> Result<String> {
     let (w, h) = (canvas.width, canvas.height);
     let mut out = String::with_capacity(200 + 220 * strokes.len());
@@ -60,6 +72,12 @@ pub fn strokes_to_svg(
         let _ = writeln!(out, "<metadata>{m}</metadata>");
     }
     let _ = writeln!(out, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
+    if let Some(href) = background {
+        let _ = writeln!(
+            out,
+            "<image id=\"background\" width=\"{w}\" height=\"{h}\" preserveAspectRatio=\"none\" href=\"{href}\"/>"
+        );
+    }
     for (k, st) in strokes.iter().enumerate() {
         let (c, width) = (st.rgba.map(f64::from), st.width_px as f64);
         let used: Vec<f64> = st.points.iter().flat_map(|p| [p[0] as f64, p[1] as f64]).collect();

@@ -14,8 +14,15 @@ use crate::scene::{Scene, POINTS_PER_STROKE};
 const MAX_ALPHA: f64 = 1.0 - 1e-6;
 
 /// (N, 3, H, W) from the scene's tensors and its plan; N = `n` drawings of S = `s`
-/// strokes.
-pub(super) fn render(scene: &Scene, plan: &Plan, n: i64, s: i64) -> Result<Tensor> {
+/// strokes; over white, or over `background` ((1, 3, H, W) in the scene's dtype,
+/// on its device, the same for every drawing).
+pub(super) fn render(
+    scene: &Scene,
+    plan: &Plan,
+    n: i64,
+    s: i64,
+    background: Option<&Tensor>,
+) -> Result<Tensor> {
     let dev = scene.device();
     let kind = scene.points.f_kind()?;
     let (h, w) = (scene.canvas.height, scene.canvas.width);
@@ -30,8 +37,21 @@ pub(super) fn render(scene: &Scene, plan: &Plan, n: i64, s: i64) -> Result<Tenso
     };
     let npix = n * h * w;
     let g = plan.fragments as i64;
+    // (3, N·H·W), channel-major like the paint below.
+    let bg_flat = match background {
+        Some(b) => Some(
+            b.f_expand([n, 3, h, w], false)?
+                .f_permute([1, 0, 2, 3])?
+                .f_contiguous()?
+                .f_view([3, npix])?,
+        ),
+        None => None,
+    };
     if g == 0 {
-        let white = Tensor::f_ones([n, 3, h, w], (kind, dev))?;
+        let white = match background {
+            Some(b) => b.f_expand([n, 3, h, w], false)?.f_contiguous()?,
+            None => Tensor::f_ones([n, 3, h, w], (kind, dev))?,
+        };
         // Nothing covers any pixel; keep the graph so callers can still backward.
         let mut zero = scene.points.f_sum(kind)?.f_mul_scalar(0.0)?;
         for t in [&scene.widths, &scene.colors] {
@@ -79,12 +99,28 @@ pub(super) fn render(scene: &Scene, plan: &Plan, n: i64, s: i64) -> Result<Tenso
     // Over white, a pixel is 1 + Σ_i α_i·above_i·(c_i − 1): the weights α_i·above_i
     // sum to 1 − Π(1 − α), so the background needs no term of its own. Channel-major
     // layouts keep every big op contiguous, forward and backward.
-    let tint = colors.f_narrow(1, 0, 3)?.f_sub_scalar(1.0)?.f_transpose(0, 1)?.f_contiguous()?; // (3, N·S)
-    let paint = tint.f_index_select(1, &frag_stroke)?.f_mul(&alpha.f_mul(&above)?)?; // (3, G)
-    let pixel = plan.frag_pixel.f_to_device(dev)?.f_expand([3, g], false)?; // (3, G)
-    let image = Tensor::f_zeros([3, npix], (kind, dev))?.f_scatter_add(1, &pixel, &paint)?; // (3, N·H·W)
+    let frag_pixel = plan.frag_pixel.f_to_device(dev)?;
+    let pixel = frag_pixel.f_expand([3, g], false)?; // (3, G)
+    let image = match &bg_flat {
+        None => {
+            let tint =
+                colors.f_narrow(1, 0, 3)?.f_sub_scalar(1.0)?.f_transpose(0, 1)?.f_contiguous()?; // (3, N·S)
+            let paint = tint.f_index_select(1, &frag_stroke)?.f_mul(&alpha.f_mul(&above)?)?; // (3, G)
+            Tensor::f_zeros([3, npix], (kind, dev))?
+                .f_scatter_add(1, &pixel, &paint)?
+                .f_add_scalar(1.0)? // (3, N·H·W)
+        }
+        Some(bg) => {
+            // Over a background B the same sum is B + Σ_i α_i·above_i·(c_i − B): the
+            // tint belongs to the fragment's pixel, not to the stroke alone.
+            let rgb = colors.f_narrow(1, 0, 3)?.f_transpose(0, 1)?.f_contiguous()?; // (3, N·S)
+            let tint =
+                rgb.f_index_select(1, &frag_stroke)?.f_sub(&bg.f_index_select(1, &frag_pixel)?)?; // (3, G)
+            let paint = tint.f_mul(&alpha.f_mul(&above)?)?; // (3, G)
+            bg.f_scatter_add(1, &pixel, &paint)? // (3, N·H·W)
+        }
+    };
     Ok(image
-        .f_add_scalar(1.0)?
         .f_view([3, n, h, w])?
         .f_permute([1, 0, 2, 3])? // (N, 3, H, W)
         .f_contiguous()?)
@@ -126,6 +162,32 @@ mod tests {
         let px = |ch: usize| img[ch * 576 + 12 * 24 + 12];
         // Blue at half opacity over opaque red.
         assert!((px(0) - 0.5).abs() < 1e-5 && px(1).abs() < 1e-5 && (px(2) - 0.5).abs() < 1e-5);
+    }
+
+    #[test]
+    fn over_a_background_the_tint_is_per_pixel() {
+        let c = Canvas::new(24, 24).unwrap();
+        let seg = line(2.0, 12.0, 22.0, 12.0);
+        let scene = scene_of(c, &[(&seg, 6.0, [1.0, 0.0, 0.0, 0.5])], Kind::Double);
+        // Over constant white, the background path agrees with the white one.
+        let white = Tensor::ones([1, 3, 24, 24], (Kind::Double, Device::Cpu));
+        let a = rasterize(&scene).unwrap();
+        let b = crate::raster::rasterize_over(&scene, &white).unwrap();
+        assert!((a - &b).abs().max().double_value(&[]) < 1e-12);
+        // Over a blue-green gradient: half red over B is (B + red) / 2, and B elsewhere.
+        let bg = Tensor::linspace(0.0, 1.0, 24, (Kind::Double, Device::Cpu))
+            .view([1, 1, 1, 24])
+            .expand([1, 3, 24, 24], false)
+            * Tensor::from_slice(&[0.0f64, 0.6, 1.0]).view([1, 3, 1, 1]);
+        let img = pixels(&crate::raster::rasterize_over(&scene, &bg).unwrap());
+        let bgv = pixels(&bg);
+        for ch in 0..3 {
+            let i = ch * 576 + 12 * 24 + 12;
+            let want = (bgv[i] + [1.0, 0.0, 0.0][ch]) / 2.0;
+            assert!((img[i] - want).abs() < 1e-6, "channel {ch}: {} vs {want}", img[i]);
+            let far = ch * 576 + 2 * 24 + 5;
+            assert_eq!(img[far], bgv[far], "far from the stroke the background shows");
+        }
     }
 
     #[test]

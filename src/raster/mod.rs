@@ -46,7 +46,8 @@
 //! - `pool.rs`: host buffers kept between calls (the module's only state).
 //! - `sort.rs`: the counting sort of fragments by pixel (the module's only `unsafe`).
 //! - `coverage.rs`: a pixel's coverage by a band, from the distance.
-//! - `composite.rs`: the differentiable stage, from the plan to the image.
+//! - `composite.rs`: the differentiable stage, from the plan to the image (over
+//!   white, or over a background picture: `B + Σ_s (c_s − B) α_s Π_{t>s}(1 − α_t)`).
 //! - `testutil.rs`: scenes and read-backs for the unit tests.
 
 mod composite;
@@ -60,7 +61,7 @@ mod sort;
 #[cfg(test)]
 mod testutil;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use tch::Tensor;
 
 use crate::scene::Scene;
@@ -116,11 +117,27 @@ pub fn plan_stats(scene: &Scene) -> Result<RasterStats> {
     Ok(Plan::build(&host, &pool::SHARED)?.stats())
 }
 
+/// Renders every drawing of `scene` over `background`: (1, 3, H, W) RGB in [0, 1]
+/// at the canvas size, on the scene's device (converted to its dtype). Over a
+/// constant-white background this equals [`rasterize`] up to float rounding.
+pub fn rasterize_over(scene: &Scene, background: &Tensor) -> Result<Tensor> {
+    let (n, s) = scene.check()?;
+    let (h, w) = (scene.canvas.height, scene.canvas.width);
+    let (_, c, bh, bw) = background.size4()?;
+    if (c, bh, bw) != (3, h, w) {
+        bail!("the background is {c}×{bh}×{bw} (channels×H×W), but the canvas needs 3×{h}×{w}");
+    }
+    let bg = background.f_to_device(scene.device())?.f_to_kind(scene.points.f_kind()?)?;
+    let host = HostScene::read(scene, n, s)?;
+    let plan = Plan::build(&host, &pool::SHARED)?;
+    composite::render(scene, &plan, n, s, Some(&bg)).context("rasterizer")
+}
+
 /// [`rasterize_with_stats`] with host buffers from `pools`.
 fn rasterize_in(scene: &Scene, pools: &Pools) -> Result<(Tensor, RasterStats)> {
     let (n, s) = scene.check()?;
     let host = HostScene::read(scene, n, s)?;
     let plan = Plan::build(&host, pools)?;
-    let image = composite::render(scene, &plan, n, s).context("rasterizer")?;
+    let image = composite::render(scene, &plan, n, s, None).context("rasterizer")?;
     Ok((image, plan.stats()))
 }

@@ -54,7 +54,7 @@ impl FramesDir {
         }
         self.written += 1;
         let path = self.dir.join(format!("frame-{:05}.png", self.written));
-        let svg = crate::svg::strokes_to_svg(canvas, strokes, None)?;
+        let svg = crate::svg::strokes_to_svg(canvas, strokes, None, None)?;
         // --force was checked against a non-empty directory; frames of this run
         // replace those of an earlier one.
         output::write_atomic(&path, &output::svg_to_png(&svg, self.size_px)?, true)?;

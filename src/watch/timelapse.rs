@@ -156,7 +156,7 @@ impl Timelapse {
         self.frames
             .iter()
             .map(|f| {
-                let svg = crate::svg::strokes_to_svg(canvas, &f.strokes, None)?;
+                let svg = crate::svg::strokes_to_svg(canvas, &f.strokes, None, None)?;
                 let pm = output::svg_to_pixmap(&svg, size_px)?;
                 // The white background makes every pixel opaque, so premultiplied
                 // values are the colours themselves.
