@@ -10,8 +10,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use clipdraw::batch::{Defaults, Shard};
 use clipdraw::device::DeviceRequest;
-use clipdraw::request::{self, MAX_AUGS, MAX_IMAGE_PX, MAX_ITERS, MAX_WIDTH_PX};
+use clipdraw::request::{self, MAX_AUGS, MAX_BATCH_SIZE, MAX_IMAGE_PX, MAX_ITERS, MAX_WIDTH_PX};
 use clipdraw::{DrawRequest, Representation, Settings};
 
 /// Turn a text prompt into a drawing: CLIPDraw's RGBA Bézier strokes, optimised so
@@ -43,6 +44,13 @@ enum Command {
     Score(ScoreArgs),
     /// Print a model file's metadata as JSON.
     Info(InfoArgs),
+    /// Draw every job of a job list into a directory; rerun to resume.
+    #[command(
+        after_help = "JOBS: one prompt per line (# comments), or JSONL objects with \"prompt\" and any\nof name, seed, seeds, negatives, strokes, iters, augs, negative-weight, max-width,\nlr-points, lr-width, lr-color, representation; - reads stdin.\n\nExamples:\n  clipdraw batch prompts.txt -o out --seeds 0..4\n  clipdraw batch jobs.jsonl -o out --shard 1/4\n  sbatch --array=0-3 examples/slurm-array.sh prompts.txt out"
+    )]
+    Batch(BatchArgs),
+    /// Rebuild DIR/index.html and DIR/manifest.jsonl from the drawings' JSON sidecars.
+    Gallery(GalleryArgs),
 }
 
 // Value parsers: each turns one flag's text into a checked value, with the
@@ -82,6 +90,37 @@ fn width_arg(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A `--seeds` range, expanded (a newtype: clap reads `Option<Vec<_>>` as a
+/// repeated flag).
+#[derive(Clone, Debug)]
+struct SeedList(Vec<u64>);
+
+fn seeds_arg(s: &str) -> Result<SeedList, String> {
+    request::parse_seeds(s).map(SeedList).map_err(|e| e.to_string())
+}
+
+fn shard_arg(s: &str) -> Result<Shard, String> {
+    s.parse().map_err(|e: anyhow::Error| e.to_string())
+}
+
+fn checkpoint_parser() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(0..=MAX_ITERS as i64)
+}
+
+fn batch_size_arg(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_BATCH_SIZE).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {MAX_BATCH_SIZE}, got {s:?}")),
+    }
+}
+
+fn shards_arg(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a shard count of at least 1, got {s:?}")),
+    }
+}
+
 fn iters_parser() -> clap::builder::RangedI64ValueParser<u32> {
     clap::value_parser!(u32).range(1..=MAX_ITERS as i64)
 }
@@ -113,40 +152,8 @@ struct DrawArgs {
     /// What to draw, e.g. "a drawing of a cat".
     #[arg(required = true, value_parser = prompt_arg)]
     prompt: Option<String>,
-    /// Number of strokes.
-    #[arg(long, default_value = "256", value_parser = strokes_arg, value_name = "N")]
-    strokes: i64,
-    /// What is optimised: Bézier strokes (CLIPDraw) or the pixels of a 224×224 image
-    /// (the paper's baseline; writes PNG and JSON, no SVG).
-    #[arg(long, value_enum, default_value_t = RepresentationArg::Strokes)]
-    representation: RepresentationArg,
-    /// Optimisation steps.
-    #[arg(long, default_value = "250", value_parser = iters_parser(), value_name = "N")]
-    iters: u32,
-    /// Random augmentations per step (0: score the bare drawing).
-    #[arg(long, default_value = "8", value_parser = augs_parser(), value_name = "N")]
-    augs: u32,
-    /// Random seed; the same seed on the CPU gives the same SVG.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// A prompt to steer away from (repeatable).
-    #[arg(long = "negative", value_name = "PROMPT", value_parser = prompt_arg)]
-    negatives: Vec<String>,
-    /// Weight of each negative prompt in the loss.
-    #[arg(long, default_value = "0.3", value_parser = finite_arg, value_name = "W")]
-    negative_weight: f64,
-    /// Widest allowed stroke, in pixels of the 224-pixel canvas.
-    #[arg(long, default_value = "50", value_parser = width_arg, value_name = "PX")]
-    max_width: f64,
-    /// Adam learning rate of control points (pixels).
-    #[arg(long, default_value = "1.0", value_parser = rate_arg, value_name = "LR")]
-    lr_points: f64,
-    /// Adam learning rate of stroke widths.
-    #[arg(long, default_value = "0.1", value_parser = rate_arg, value_name = "LR")]
-    lr_width: f64,
-    /// Adam learning rate of colours.
-    #[arg(long, default_value = "0.01", value_parser = rate_arg, value_name = "LR")]
-    lr_color: f64,
+    #[command(flatten)]
+    settings: SettingsArgs,
     #[command(flatten)]
     model: ModelArg,
     #[command(flatten)]
@@ -166,6 +173,72 @@ struct DrawArgs {
     /// Print one JSON summary on stdout (for scripts) instead of the paths.
     #[arg(long)]
     json: bool,
+}
+
+/// The settings of a drawing: the flags of a single draw, and every batch job's
+/// defaults (a JSONL job's keys have the same names).
+#[derive(Args, Debug)]
+struct SettingsArgs {
+    /// Number of strokes.
+    #[arg(long, default_value = "256", value_parser = strokes_arg, value_name = "N")]
+    strokes: i64,
+    /// What is optimised: Bézier strokes (CLIPDraw) or the pixels of a 224×224 image
+    /// (the paper's baseline; writes PNG and JSON, no SVG).
+    #[arg(long, value_enum, default_value_t = RepresentationArg::Strokes)]
+    representation: RepresentationArg,
+    /// Optimisation steps.
+    #[arg(long, default_value = "250", value_parser = iters_parser(), value_name = "N")]
+    iters: u32,
+    /// Random augmentations per step (0: score the bare drawing).
+    #[arg(long, default_value = "8", value_parser = augs_parser(), value_name = "N")]
+    augs: u32,
+    /// Random seed; the same seed on the CPU gives the same SVG.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// One drawing per seed: A..B (B excluded), A..=B (B included) or N.
+    #[arg(long, value_name = "A..B", value_parser = seeds_arg, conflicts_with = "seed")]
+    seeds: Option<SeedList>,
+    /// A prompt to steer away from (repeatable).
+    #[arg(long = "negative", value_name = "PROMPT", value_parser = prompt_arg)]
+    negatives: Vec<String>,
+    /// Weight of each negative prompt in the loss.
+    #[arg(long, default_value = "0.3", value_parser = finite_arg, value_name = "W")]
+    negative_weight: f64,
+    /// Widest allowed stroke, in pixels of the 224-pixel canvas.
+    #[arg(long, default_value = "50", value_parser = width_arg, value_name = "PX")]
+    max_width: f64,
+    /// Adam learning rate of control points (pixels).
+    #[arg(long, default_value = "1.0", value_parser = rate_arg, value_name = "LR")]
+    lr_points: f64,
+    /// Adam learning rate of stroke widths.
+    #[arg(long, default_value = "0.1", value_parser = rate_arg, value_name = "LR")]
+    lr_width: f64,
+    /// Adam learning rate of colours.
+    #[arg(long, default_value = "0.01", value_parser = rate_arg, value_name = "LR")]
+    lr_color: f64,
+}
+
+impl SettingsArgs {
+    fn representation(&self) -> Representation {
+        match self.representation {
+            RepresentationArg::Strokes => Representation::Strokes,
+            RepresentationArg::Pixels => Representation::Pixels,
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            iters: self.iters,
+            augs: self.augs,
+            seed: self.seed,
+            negative_weight: self.negative_weight,
+            min_width_px: 1.0,
+            max_width_px: self.max_width,
+            lr_points: self.lr_points,
+            lr_width: self.lr_width,
+            lr_color: self.lr_color,
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,6 +295,51 @@ struct TokenizeArgs {
 }
 
 #[derive(Args, Debug)]
+struct BatchArgs {
+    /// Job list: a text or JSONL file, or - for stdin.
+    jobs: PathBuf,
+    /// Output directory (made if missing); DIR/STEM.svg, .png, .json per job.
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    #[command(flatten)]
+    settings: SettingsArgs,
+    #[command(flatten)]
+    model: ModelArg,
+    #[command(flatten)]
+    device: DeviceArg,
+    /// Size of the PNG's longer side, in pixels.
+    #[arg(long, default_value = "512", value_parser = pixels_parser(), value_name = "PX")]
+    png_size: u32,
+    /// Redraw jobs whose existing drawing or checkpoint was made with other settings.
+    #[arg(long)]
+    force: bool,
+    /// Write each unfinished drawing's state every K iterations (0: only when stopped).
+    #[arg(long, default_value = "25", value_parser = checkpoint_parser(), value_name = "K")]
+    checkpoint_every: u32,
+    /// Drawings optimised together [default: 1 on the CPU; on CUDA, what fits in free memory].
+    #[arg(long, value_parser = batch_size_arg, value_name = "N")]
+    batch_size: Option<usize>,
+    /// Draw only jobs whose index is I modulo N [default: from SLURM_ARRAY_TASK_ID, or JOB_COMPLETION_INDEX with --shards].
+    #[arg(long, value_name = "I/N", value_parser = shard_arg, conflicts_with = "shards")]
+    shard: Option<Shard>,
+    /// Shard count for JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).
+    #[arg(long, value_name = "N", value_parser = shards_arg)]
+    shards: Option<usize>,
+    /// No progress bars.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print one JSON line per written drawing on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct GalleryArgs {
+    /// A directory of drawings made by clipdraw batch (or any clipdraw drawings).
+    dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
 struct InfoArgs {
     #[command(flatten)]
     model: ModelArg,
@@ -235,6 +353,31 @@ pub enum Config {
     Score(ScoreConfig),
     Tokenize(TokenizeConfig),
     Info(InfoConfig),
+    Batch(BatchConfig),
+    Gallery(GalleryConfig),
+}
+
+/// A batch: the job list, every job's defaults, and how to run it.
+#[derive(Debug)]
+pub struct BatchConfig {
+    pub jobs: PathBuf,
+    pub defaults: Defaults,
+    pub dir: PathBuf,
+    pub model: Option<PathBuf>,
+    pub device: DeviceRequest,
+    pub png_size: u32,
+    pub force: bool,
+    pub checkpoint_every: u32,
+    pub batch_size: Option<usize>,
+    pub shard: Option<Shard>,
+    pub shards: Option<usize>,
+    pub quiet: bool,
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub struct GalleryConfig {
+    pub dir: PathBuf,
 }
 
 /// A drawing, and how to run and write it.
@@ -248,6 +391,8 @@ pub struct DrawConfig {
     pub force: bool,
     pub quiet: bool,
     pub json: bool,
+    /// `--seeds`: one drawing per seed, each at STEM-sSEED.
+    pub seeds: Option<Vec<u64>>,
 }
 
 #[derive(Debug)]
@@ -303,6 +448,28 @@ impl Cli {
                 Config::Tokenize(TokenizeConfig { prompt: a.prompt, model: a.model })
             }
             Some(Command::Info(a)) => Config::Info(InfoConfig { model: a.model.model }),
+            Some(Command::Batch(a)) => Config::Batch(BatchConfig {
+                jobs: a.jobs,
+                defaults: Defaults {
+                    negatives: a.settings.negatives.clone(),
+                    representation: a.settings.representation(),
+                    strokes: a.settings.strokes,
+                    settings: a.settings.settings(),
+                    seeds: a.settings.seeds.clone().map(|s| s.0),
+                },
+                dir: a.output,
+                model: a.model.model,
+                device: a.device.device,
+                png_size: a.png_size,
+                force: a.force,
+                checkpoint_every: a.checkpoint_every,
+                batch_size: a.batch_size,
+                shard: a.shard,
+                shards: a.shards,
+                quiet: a.quiet,
+                json: a.json,
+            }),
+            Some(Command::Gallery(a)) => Config::Gallery(GalleryConfig { dir: a.dir }),
             None => Config::Draw(self.draw.into_config()?),
         })
     }
@@ -313,23 +480,10 @@ impl DrawArgs {
         let request = DrawRequest {
             // clap requires it and prompt_arg checked it.
             prompt: self.prompt.unwrap_or_default(),
-            negatives: self.negatives,
-            representation: match self.representation {
-                RepresentationArg::Strokes => Representation::Strokes,
-                RepresentationArg::Pixels => Representation::Pixels,
-            },
-            strokes: self.strokes,
-            settings: Settings {
-                iters: self.iters,
-                augs: self.augs,
-                seed: self.seed,
-                negative_weight: self.negative_weight,
-                min_width_px: 1.0,
-                max_width_px: self.max_width,
-                lr_points: self.lr_points,
-                lr_width: self.lr_width,
-                lr_color: self.lr_color,
-            },
+            negatives: self.settings.negatives.clone(),
+            representation: self.settings.representation(),
+            strokes: self.settings.strokes,
+            settings: self.settings.settings(),
             init: None,
         };
         // Every flag was checked while parsing; this holds the request to the same
@@ -344,6 +498,7 @@ impl DrawArgs {
             force: self.force,
             quiet: self.quiet,
             json: self.json,
+            seeds: self.settings.seeds.map(|s| s.0),
         })
     }
 }

@@ -32,6 +32,7 @@
 //! | [`svg`] | scenes as SVG and back |
 //! | [`output`] | atomic writes, PNG encoding, reading images |
 //! | [`device`] | choosing a device |
+//! | [`batch`] | `clipdraw batch`: job lists, resuming, shards, the gallery |
 //!
 //! Shape letters mean the same in every module: `N` drawings, `S` strokes per
 //! drawing, `P` = 10 control points per stroke, `H`×`W` canvas pixels (height
@@ -41,6 +42,7 @@
 //! pieces, `G` fragments, `F` edge fragments, `U` covered pixels.
 
 pub mod augment;
+pub mod batch;
 pub mod device;
 pub mod model;
 pub mod optimize;

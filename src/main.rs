@@ -2,6 +2,7 @@
 //! library, print results and one-line errors. No tensor code and no pipeline here.
 
 mod args;
+mod progress;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,7 +13,11 @@ use anyhow::Result;
 use clap::error::{ContextKind, ErrorKind};
 use clap::Parser;
 
-use args::{Cli, Config, DrawConfig, InfoConfig, RenderConfig, ScoreConfig, TokenizeConfig};
+use args::{
+    BatchConfig, Cli, Config, DrawConfig, GalleryConfig, InfoConfig, RenderConfig, ScoreConfig,
+    TokenizeConfig,
+};
+use clipdraw::batch;
 use clipdraw::output::{self, OutputPaths};
 use clipdraw::pipeline::{self, Notice};
 use clipdraw::tokenizer::Tokenizer;
@@ -129,7 +134,61 @@ fn run(config: Config) -> Result<i32> {
         Config::Score(c) => score(c),
         Config::Tokenize(c) => tokenize(c),
         Config::Info(c) => info(c),
+        Config::Batch(c) => run_batch(c),
+        Config::Gallery(c) => gallery(c),
     }
+}
+
+fn run_batch(c: BatchConfig) -> Result<i32> {
+    // Installed first: a stop before the first iteration ends the run cleanly.
+    progress::install_stop_signals();
+    let jobs = batch::jobs::load(&c.jobs, &c.defaults)?;
+    let shard = batch::shard::resolve(c.shard, c.shards, |k| std::env::var(k).ok())?;
+    let resolved = device::resolve(c.device)?;
+    let model = ClipModel::load_or_builtin(c.model.as_deref(), resolved.device)?;
+    batch::run::prepare_dir(&c.dir)?;
+    let batch_size = batch::run::choose_batch_size(c.batch_size, &model, &jobs)?;
+    let opts = batch::Options {
+        dir: c.dir.clone(),
+        png_size: c.png_size,
+        force: c.force,
+        checkpoint_every: c.checkpoint_every,
+        batch_size,
+        shard,
+    };
+    let mut bars = progress::BatchProgress::new(c.quiet, c.json);
+    let stop = || progress::stop_signal().is_some();
+    let summary = batch::run(&model, &jobs, &opts, &stop, &mut bars)?;
+    bars.finish();
+    if summary.stopped {
+        let sig = progress::stop_signal().unwrap_or(libc::SIGINT);
+        eprintln!(
+            "clipdraw: stopped; unfinished drawings are saved with checkpoints; run the same command to resume"
+        );
+        return Ok(128 + sig);
+    }
+    if !c.quiet {
+        eprintln!(
+            "clipdraw: {} drawn, {} already done (shard {}/{}, {} jobs): {}",
+            summary.drawn,
+            summary.skipped,
+            shard.index,
+            shard.count,
+            summary.total,
+            c.dir.join("index.html").display()
+        );
+    }
+    Ok(if summary.diverged > 0 { EXIT_DIVERGED } else { 0 })
+}
+
+fn gallery(c: GalleryConfig) -> Result<i32> {
+    if !c.dir.is_dir() {
+        anyhow::bail!("{} is not a directory", c.dir.display());
+    }
+    let n = batch::gallery::rebuild(&c.dir)?;
+    println!("{}", c.dir.join("index.html").display());
+    eprintln!("clipdraw: {n} drawings in the gallery");
+    Ok(0)
 }
 
 fn notice(n: &Notice) {
@@ -216,6 +275,50 @@ fn progress_bar(iters: u32, quiet: bool) -> indicatif::ProgressBar {
 fn draw(c: DrawConfig) -> Result<i32> {
     // Installed first: a Ctrl-C while the model loads still saves a drawing.
     let hits = install_interrupt_handler();
+    match c.seeds.clone() {
+        Some(seeds) => draw_seeds(c, &seeds, &hits),
+        None => draw_one(c, &hits),
+    }
+}
+
+/// `--seeds`: one drawing per seed at STEM-sSEED, every target checked first.
+fn draw_seeds(c: DrawConfig, seeds: &[u64], hits: &Arc<AtomicUsize>) -> Result<i32> {
+    let r = &c.request;
+    let configs: Vec<DrawConfig> = seeds
+        .iter()
+        .map(|&seed| DrawConfig {
+            request: clipdraw::DrawRequest {
+                prompt: r.prompt.clone(),
+                negatives: r.negatives.clone(),
+                representation: r.representation,
+                strokes: r.strokes,
+                settings: clipdraw::Settings { seed, ..r.settings.clone() },
+                init: None,
+            },
+            output: Some(match &c.output {
+                Some(stem) => PathBuf::from(format!("{}-s{seed}", stem.display())),
+                None => PathBuf::from(output::stem_from_prompt(&r.prompt, seed)),
+            }),
+            model: c.model.clone(),
+            seeds: None,
+            ..c
+        })
+        .collect();
+    for one in &configs {
+        let with_svg = one.request.representation == Representation::Strokes;
+        OutputPaths::from_stem(one.output.as_deref().unwrap_or(std::path::Path::new(".")))
+            .check_writable(with_svg, c.force)?;
+    }
+    for one in configs {
+        let code = draw_one(one, hits)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    Ok(0)
+}
+
+fn draw_one(c: DrawConfig, hits: &Arc<AtomicUsize>) -> Result<i32> {
     let req = &c.request;
     let stem = c
         .output

@@ -21,6 +21,51 @@ pub const MAX_IMAGE_PX: u32 = 16384;
 /// The widest stroke a run may allow, in pixels.
 pub const MAX_WIDTH_PX: f64 = 1000.0;
 
+/// The most seeds one `--seeds` range may expand to.
+pub const MAX_SEEDS: u64 = 100_000;
+/// The most drawings optimised together (`--batch-size`).
+pub const MAX_BATCH_SIZE: usize = 1024;
+
+/// Seeds from `A..B` (B excluded, as in Rust), `A..=B` (B included) or one number.
+pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
+    let num = |t: &str| -> Result<u64> {
+        t.trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{t:?} in seeds {s:?} is not a whole number >= 0"))
+    };
+    let (lo, hi) = if let Some((a, b)) = s.split_once("..=") {
+        (
+            num(a)?,
+            num(b)?
+                .checked_add(1)
+                .ok_or_else(|| anyhow::anyhow!("seeds {s:?} end past the largest seed"))?,
+        )
+    } else if let Some((a, b)) = s.split_once("..") {
+        (num(a)?, num(b)?)
+    } else {
+        let v = num(s)?;
+        (v, v + 1)
+    };
+    if lo >= hi {
+        bail!("seeds {s:?} are an empty range (A..B excludes B; A..=B includes it)");
+    }
+    if hi - lo > MAX_SEEDS {
+        bail!("seeds {s:?} are {} seeds, more than {MAX_SEEDS}", hi - lo);
+    }
+    Ok((lo..hi).collect())
+}
+
+/// A rough peak memory for `n` stroke drawings optimised together: the strokes'
+/// own share ([`BYTES_PER_STROKE`]) plus, per augmented view, the model's
+/// activations kept for the backward pass, taken as V²·E·2 bytes for input side V
+/// and embedding size E (about 50 MiB for ViT-B/32). An estimate, not a measure.
+pub fn batch_bytes(n: usize, strokes: i64, augs: u32, image_size: i64, embed_dim: i64) -> u64 {
+    let views = n as u64 * augs.max(1) as u64;
+    let per_view = (image_size.max(1) as u64).pow(2) * embed_dim.max(1) as u64 * 2;
+    let strokes = n as u64 * (strokes.max(1) as u64).saturating_mul(BYTES_PER_STROKE);
+    strokes.saturating_add(views.saturating_mul(per_view))
+}
+
 /// What the loop optimises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -236,6 +281,16 @@ mod tests {
         assert!(bad(&|r| r.settings.max_width_px = 0.5).contains("widths"));
         assert!(bad(&|r| r.settings.lr_color = f64::NAN).contains("colour learning rate"));
         assert!(bad(&|r| r.settings.negative_weight = f64::INFINITY).contains("negative weight"));
+    }
+
+    #[test]
+    fn seed_ranges_follow_rust() {
+        assert_eq!(parse_seeds("0..4").unwrap(), [0, 1, 2, 3]);
+        assert_eq!(parse_seeds("2..=4").unwrap(), [2, 3, 4]);
+        assert_eq!(parse_seeds("7").unwrap(), [7]);
+        assert!(parse_seeds("4..4").unwrap_err().to_string().contains("empty"));
+        assert!(parse_seeds("a..4").unwrap_err().to_string().contains("\"a\""));
+        assert!(parse_seeds("0..1000000").unwrap_err().to_string().contains("more than"));
     }
 
     #[test]
