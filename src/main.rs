@@ -146,8 +146,8 @@ fn run_batch(c: BatchConfig) -> Result<i32> {
     let shard = batch::shard::resolve(c.shard, c.shards, |k| std::env::var(k).ok())?;
     let resolved = device::resolve(c.device)?;
     let model = ClipModel::load_or_builtin(c.model.as_deref(), resolved.device)?;
-    batch::run::prepare_dir(&c.dir)?;
     let batch_size = batch::run::choose_batch_size(c.batch_size, &model, &jobs)?;
+    batch::run::prepare_dir(&c.dir)?;
     let opts = batch::Options {
         dir: c.dir.clone(),
         png_size: c.png_size,
