@@ -546,6 +546,49 @@ mod tests {
     }
 
     #[test]
+    fn batch_flags_are_the_draw_flags_with_the_same_defaults() {
+        let cfg = |args: &[&str]| {
+            let mut v = vec!["clipdraw"];
+            v.extend(args);
+            Cli::try_parse_from(v)
+                .map_err(|e| e.to_string())?
+                .into_config()
+                .map_err(|e| e.to_string())
+        };
+        let Ok(Config::Batch(b)) = cfg(&["batch", "jobs.txt", "-o", "out"]) else {
+            panic!("not a batch")
+        };
+        let single = parse(&["x"]).unwrap().request;
+        assert_eq!(b.defaults.settings, single.settings);
+        assert_eq!(
+            (b.defaults.strokes, b.defaults.representation),
+            (single.strokes, single.representation)
+        );
+        assert_eq!((b.checkpoint_every, b.batch_size, b.shard), (25, None, None));
+        let Ok(Config::Batch(b)) =
+            cfg(&["batch", "j", "-o", "o", "--iters", "9", "--seeds", "1..=2", "--shard", "1/3"])
+        else {
+            panic!("not a batch")
+        };
+        assert_eq!(b.defaults.settings.iters, 9);
+        assert_eq!(b.defaults.seeds, Some(vec![1, 2]));
+        assert_eq!(b.shard, Some(Shard { index: 1, count: 3 }));
+        for (args, needle) in [
+            (vec!["batch", "j", "-o", "o", "--iters", "0"], "--iters"),
+            (vec!["batch", "j", "-o", "o", "--shard", "3/3"], "--shard"),
+            (vec!["batch", "j", "-o", "o", "--batch-size", "0"], "--batch-size"),
+            (vec!["batch", "j", "-o", "o", "--seed", "1", "--seeds", "0..2"], "--seed"),
+            (vec!["batch", "j", "-o", "o", "--shard", "0/2", "--shards", "2"], "--shard"),
+            (vec!["batch", "j"], "--output"),
+            (vec!["x", "--seeds", "5..2"], "--seeds"),
+        ] {
+            let e = cfg(&args).unwrap_err();
+            assert!(e.contains(needle), "{args:?}: {e}");
+        }
+        assert_eq!(parse(&["x", "--seeds", "0..3"]).unwrap().seeds, Some(vec![0, 1, 2]));
+    }
+
+    #[test]
     fn every_command_shares_the_same_limits() {
         let cfg = |args: &[&str]| {
             let mut v = vec!["clipdraw"];
