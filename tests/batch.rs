@@ -481,3 +481,57 @@ fn the_single_draw_takes_seeds_too() {
     assert_clean_error(&o, "a-red-star-s3.svg already exists");
     assert!(!tmp.path().join("a-red-star-s2.svg").exists());
 }
+
+#[test]
+fn bars_show_on_a_terminal_and_nothing_but_a_summary_otherwise() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("jobs.txt"), "a red star\na blue circle\n");
+    // Not a terminal: no bars, one summary line.
+    let o = ok(run_in(
+        tmp.path(),
+        &["batch", "jobs.txt", "-o", "plain", "--strokes", "6", "--iters", "2", "--augs", "1"],
+    ));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(
+        err.starts_with("clipdraw: 2 drawn, 0 already done") && !err.contains('\u{1b}'),
+        "{err:?}"
+    );
+    assert!(stdout(&o).is_empty());
+
+    // A terminal (tmux, on a server of its own): the overall bar and the drawing's bar.
+    let bin = std::env::var("CLIPDRAW_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_clipdraw").to_string());
+    let socket = format!("clipdraw-test-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux").args(["-L", &socket]).args(args).output().unwrap()
+    };
+    let line = format!(
+        "cd {} && {bin} batch jobs.txt -o term --strokes 24 --iters 400 --augs 2; sleep 60",
+        tmp.path().display()
+    );
+    let o = tmux(&["new-session", "-d", "-x", "160", "-y", "20", &line]);
+    assert!(o.status.success(), "tmux: {}", stderr(&o));
+    let t0 = Instant::now();
+    let mut screen = String::new();
+    while t0.elapsed() < Duration::from_secs(120) {
+        screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).to_string();
+        if screen.contains("jobs ")
+            && screen.contains("0/2")
+            && screen.contains("a-red-star-s0")
+            && screen.contains("/400")
+            && screen.contains("similarity")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = tmux(&["kill-server"]);
+    assert!(screen.contains("jobs ") && screen.contains("0/2"), "no overall bar:\n{screen}");
+    assert!(
+        screen.contains("a-red-star-s0")
+            && screen.contains("/400")
+            && screen.contains("similarity"),
+        "no drawing bar:\n{screen}"
+    );
+}
