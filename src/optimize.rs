@@ -351,10 +351,8 @@ pub fn optimize_many<D: Trainable>(
     if targets.len() != settings.len() {
         bail!("{} prompts for {} drawings", targets.len(), settings.len());
     }
-    for s in settings {
-        if (Settings { seed: first.seed, ..s.clone() }) != *first {
-            bail!("drawings optimised together must share every setting but the seed");
-        }
+    if settings.iter().any(|s| !s.same_but_seed(first)) {
+        bail!("drawings optimised together must share every setting but the seed");
     }
     let mut rngs: Vec<ChaCha8Rng> = settings.iter().map(|s| augmentation_rng(s.seed)).collect();
     let (height, width) = drawing.size();

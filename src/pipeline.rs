@@ -129,9 +129,7 @@ pub fn batchable(requests: &[DrawRequest]) -> Result<()> {
                 r.strokes
             );
         }
-        if (crate::request::Settings { seed: first.settings.seed, ..r.settings.clone() })
-            != first.settings
-        {
+        if !r.settings.same_but_seed(&first.settings) {
             bail!("drawings drawn together must share every setting but the seed");
         }
     }

@@ -344,7 +344,9 @@ fn gallery_rebuilds_the_same_index_from_the_sidecars() {
 fn every_bad_batch_input_fails_cleanly_and_draws_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     write(&tmp.path().join("afile"), "");
-    let cases: Vec<(&str, Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    // (job list, extra flags, environment, expected message)
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         ("a star\n{\"prompt\": \"x\",", vec![], vec![], "jobs.txt:2: not a valid JSON object"),
         ("{\"seed\": 3}", vec![], vec![], "jobs.txt:1: the job has no \"prompt\""),
         ("{\"prompt\": \" \"}", vec![], vec![], "jobs.txt:1: the prompt is empty"),

@@ -284,7 +284,7 @@ fn draw_batch(
             &batch
                 .iter()
                 .filter_map(|p| p.start.as_ref())
-                .map(|s| copy_state(s))
+                .map(copy_state)
                 .collect::<Result<Vec<_>>>()?,
         )?),
         _ => bail!("internal: a batch mixes resumed and fresh jobs"),
