@@ -10,11 +10,13 @@
 # file, made here with scripts/export_clip.py --random-init if not given (that needs
 # open_clip_torch importable: set PYTHONPATH to a directory of its unpacked wheels).
 # LD_LIBRARY_PATH defaults to the GPU machine's torch in /opt/torch/.venv.
+# DEVICE (default cuda) and MODEL=builtin let the script be tried on a CPU machine.
 set -euo pipefail
 bin="$1"
 out="$2"
 model="${3:-$out/ViT-B-32-random.pt}"
 iters="${ITERS:-100}"
+device="${DEVICE:-cuda}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 py="${PYTHON:-/opt/torch/.venv/bin/python}"
 export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-$("$py" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')}"
@@ -22,10 +24,13 @@ mkdir -p "$out"
 log="$out/gpu-bench.txt"
 exec > >(tee "$log") 2>&1
 nvidia-smi --query-gpu=name,memory.total,memory.free --format=csv || true
-if [ ! -f "$model" ]; then
+model_flag=(--model "$model")
+if [ "$model" = builtin ]; then
+    model_flag=()
+elif [ ! -f "$model" ]; then
     "$py" "$here/export_clip.py" --arch ViT-B-32 --random-init -o "$model"
 fi
-"$bin" info --model "$model"
+"$bin" info "${model_flag[@]}"
 : > "$out/jobs.txt"
 for c in red blue green yellow purple orange pink black; do
     echo "a $c star" >> "$out/jobs.txt"
@@ -35,7 +40,7 @@ now() { date +%s.%N; }
 for n in 1 4 16; do
     rm -rf "$out/bs$n"
     t0=$(now)
-    "$bin" batch "$out/jobs.txt" -o "$out/bs$n" --model "$model" --device cuda \
+    "$bin" batch "$out/jobs.txt" -o "$out/bs$n" "${model_flag[@]}" --device "$device" \
         --iters "$iters" --batch-size "$n" -q
     t1=$(now)
     per=$("$py" -c "print(f'{($t1 - $t0) / 16:.3f}')")
@@ -43,6 +48,6 @@ for n in 1 4 16; do
 done
 # The default on CUDA: the batch size chosen from free memory.
 t0=$(now)
-"$bin" batch "$out/jobs.txt" -o "$out/auto" --model "$model" --device cuda --iters "$iters" -q
+"$bin" batch "$out/jobs.txt" -o "$out/auto" "${model_flag[@]}" --device "$device" --iters "$iters" -q
 t1=$(now)
 echo "default --batch-size (from free memory): $("$py" -c "print(f'{($t1 - $t0) / 16:.3f}')") s per drawing"
