@@ -49,11 +49,12 @@ const STEMS4: [&str; 4] =
     ["a-red-star-s0", "a-blue-circle-s0", "a-green-heart-s0", "a-black-line-s0"];
 const JOBS4: &str = "a red star\na blue circle\na green heart\na black line\n";
 const LONG: [&str; 8] =
-    ["--strokes", "24", "--iters", "100", "--augs", "2", "--checkpoint-every", "5"];
+    ["--strokes", "24", "--iters", "200", "--augs", "2", "--checkpoint-every", "5"];
 const LONG_STEM: &str = "a-red-star-on-the-left-s0";
 
-/// An uninterrupted run of the long job in `dir/ref`: the oracle.
-fn reference(dir: &Path) -> Vec<u8> {
+/// An uninterrupted run of the long job in `dir/ref`: the oracle, and how long it took.
+fn reference(dir: &Path) -> (Vec<u8>, Duration) {
+    let t0 = Instant::now();
     std::fs::write(dir.join("one.txt"), "a red star on the left\n").unwrap();
     let o = clipdraw()
         .current_dir(dir)
@@ -62,7 +63,7 @@ fn reference(dir: &Path) -> Vec<u8> {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    std::fs::read(dir.join("ref").join(format!("{LONG_STEM}.svg"))).unwrap()
+    (std::fs::read(dir.join("ref").join(format!("{LONG_STEM}.svg"))).unwrap(), t0.elapsed())
 }
 
 /// A Slurm cluster of one node, its files in a temporary directory; stopped on drop.
@@ -192,7 +193,7 @@ impl Drop for Cluster {
 fn a_slurm_array_draws_every_job_once_and_a_cancelled_task_resumes_exactly() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let want = reference(w);
+    let (want, _) = reference(w);
     let cluster = Cluster::start();
 
     std::fs::write(w.join("jobs.txt"), JOBS4).unwrap();
@@ -281,7 +282,9 @@ fn gnu_parallel_draws_every_job_once_and_a_timed_out_shard_resumes_exactly() {
 
     // parallel's --timeout sends TERM (then KILL) to a shard still drawing; the same
     // line again resumes it.
-    let want = reference(w);
+    let (want, took) = reference(w);
+    // Half of an uninterrupted run: past the model load, well before the end.
+    let timeout = format!("{:.1}", (took.as_secs_f64() / 2.0).max(1.0));
     let line = |timeout: Option<&str>| {
         let mut c = Command::new("parallel");
         c.current_dir(w).args(["-j", "1"]);
@@ -295,7 +298,7 @@ fn gnu_parallel_draws_every_job_once_and_a_timed_out_shard_resumes_exactly() {
         c.output().unwrap()
     };
     let ckpt = w.join("long/.checkpoints").join(format!("{LONG_STEM}.ckpt"));
-    let o = line(Some("3"));
+    let o = line(Some(&timeout));
     assert!(!o.status.success(), "the shard finished within the timeout: {}", text(&o));
     let sidecar =
         std::fs::read_to_string(w.join("long").join(format!("{LONG_STEM}.json"))).unwrap();

@@ -153,7 +153,7 @@ fn plan<'a>(job: &'a Job, model: &ModelRecord, opts: &Options) -> Result<Option<
     let input = fingerprint_input(&job.request, model);
     let fp = fingerprint(&input);
     let paths = OutputPaths::from_stem(&opts.dir.join(&job.stem));
-    let mut resumable = false;
+    // An interrupted drawing resumes from its checkpoint (or afresh without one).
     if paths.json.exists() {
         let text = std::fs::read_to_string(&paths.json)
             .map_err(|e| anyhow!("cannot read {}: {e}", paths.json.display()))?;
@@ -162,7 +162,6 @@ fn plan<'a>(job: &'a Job, model: &ModelRecord, opts: &Options) -> Result<Option<
                 if r.ending != Ending::Interrupted {
                     return Ok(None);
                 }
-                resumable = true;
             }
             Ok(r) if !opts.force => bail!(
                 "job {} ({}): {} exists from other settings: {} (use --force to redraw it)",
@@ -191,7 +190,6 @@ fn plan<'a>(job: &'a Job, model: &ModelRecord, opts: &Options) -> Result<Option<
         ),
         _ => None,
     };
-    let _ = resumable; // an interrupted sidecar without its checkpoint starts afresh
     Ok(Some(Pending { job, fingerprint: fp, start }))
 }
 
@@ -277,16 +275,12 @@ fn draw_batch(
     summary: &mut Summary,
 ) -> Result<bool> {
     let requests: Vec<DrawRequest> = batch.iter().map(|p| copy_request(&p.job.request)).collect();
-    let starts: Vec<&LoopState> = batch.iter().filter_map(|p| p.start.as_ref()).collect();
-    let joined = match starts.len() {
+    // Batches are grouped by starting iteration: all resume, or none does.
+    let saved: Vec<LoopState> =
+        batch.iter().filter_map(|p| p.start.as_ref()).map(copy_state).collect::<Result<_>>()?;
+    let joined = match saved.len() {
         0 => None,
-        n if n == batch.len() => Some(checkpoint::join(
-            &batch
-                .iter()
-                .filter_map(|p| p.start.as_ref())
-                .map(copy_state)
-                .collect::<Result<Vec<_>>>()?,
-        )?),
+        n if n == batch.len() => Some(checkpoint::join(&saved)?),
         _ => bail!("internal: a batch mixes resumed and fresh jobs"),
     };
     let jobs: Vec<&Job> = batch.iter().map(|p| p.job).collect();
