@@ -25,8 +25,10 @@ log="$out/gpu-bench.txt"
 exec > >(tee "$log") 2>&1
 nvidia-smi --query-gpu=name,memory.total,memory.free --format=csv || true
 model_flag=(--model "$model")
+label="$(basename "$model")"
 if [ "$model" = builtin ]; then
     model_flag=()
+    label="built-in model"
 elif [ ! -f "$model" ]; then
     "$py" "$here/export_clip.py" --arch ViT-B-32 --random-init -o "$model"
 fi
@@ -44,7 +46,7 @@ for n in 1 4 16; do
         --iters "$iters" --batch-size "$n" -q
     t1=$(now)
     per=$("$py" -c "print(f'{($t1 - $t0) / 16:.3f}')")
-    echo "ViT-B-32 random-init, --batch-size $n: $per s per drawing ($iters iterations, 16 drawings)"
+    echo "$label, --batch-size $n: $per s per drawing ($iters iterations, 16 drawings)"
 done
 # The default on CUDA: the batch size chosen from free memory.
 t0=$(now)
