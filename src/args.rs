@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 use clipdraw::background::{self, Background};
+use clipdraw::batch::{Defaults, Shard};
 use clipdraw::constraints::{ColorRule, OpacityRule};
 use clipdraw::device::DeviceRequest;
 use clipdraw::init::{self, InitFile};
-use clipdraw::request::{self, MAX_AUGS, MAX_IMAGE_PX, MAX_ITERS, MAX_WIDTH_PX};
+use clipdraw::request::{self, MAX_AUGS, MAX_BATCH_SIZE, MAX_IMAGE_PX, MAX_ITERS, MAX_WIDTH_PX};
 use clipdraw::scene::{Canvas, Scene};
 use clipdraw::watch::{Protocol, TimelapseFormat, TimelapseMode, WatchConfig};
 use clipdraw::{DrawRequest, Representation, Settings};
@@ -59,6 +60,13 @@ enum Command {
     Score(ScoreArgs),
     /// Print a model file's metadata as JSON.
     Info(InfoArgs),
+    /// Draw every job of a job list into a directory; rerun to resume.
+    #[command(
+        after_help = "JOBS: one prompt per line (# comments), or JSONL objects with \"prompt\" and any\nof name, seed, seeds, negatives, strokes, iters, augs, negative-weight, max-width,\nlr-points, lr-width, lr-color, representation; - reads stdin.\n\nExamples:\n  clipdraw batch prompts.txt -o out --seeds 0..4\n  clipdraw batch jobs.jsonl -o out --shard 1/4\n  sbatch --array=0-3 examples/slurm-array.sh prompts.txt out"
+    )]
+    Batch(BatchArgs),
+    /// Rebuild DIR/index.html and DIR/manifest.jsonl from the drawings' JSON sidecars.
+    Gallery(GalleryArgs),
     /// Continue a clipdraw drawing: its strokes, prompt and settings (from the
     /// record in the SVG) unless told otherwise; writes STEM-c1 (then -c2, ...).
     Continue(ContinueArgs),
@@ -110,6 +118,37 @@ fn width_arg(s: &str) -> Result<f64, String> {
     match finite_arg(s)? {
         v if (1.0..=MAX_WIDTH_PX).contains(&v) => Ok(v),
         v => Err(format!("expected a width between 1 and {MAX_WIDTH_PX} pixels, got {v}")),
+    }
+}
+
+/// A `--seeds` range, expanded (a newtype: clap reads `Option<Vec<_>>` as a
+/// repeated flag).
+#[derive(Clone, Debug)]
+struct SeedList(Vec<u64>);
+
+fn seeds_arg(s: &str) -> Result<SeedList, String> {
+    request::parse_seeds(s).map(SeedList).map_err(|e| e.to_string())
+}
+
+fn shard_arg(s: &str) -> Result<Shard, String> {
+    s.parse().map_err(|e: anyhow::Error| e.to_string())
+}
+
+fn checkpoint_parser() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(0..=MAX_ITERS as i64)
+}
+
+fn batch_size_arg(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_BATCH_SIZE).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {MAX_BATCH_SIZE}, got {s:?}")),
+    }
+}
+
+fn shards_arg(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a shard count of at least 1, got {s:?}")),
     }
 }
 
@@ -188,42 +227,10 @@ struct DrawArgs {
     /// What to draw, e.g. "a drawing of a cat".
     #[arg(required = true, value_parser = prompt_arg)]
     prompt: Option<String>,
-    /// Number of strokes.
-    #[arg(long, default_value = "256", value_parser = strokes_arg, value_name = "N")]
-    strokes: i64,
-    /// What is optimised: Bézier strokes (CLIPDraw) or the pixels of a 224×224 image
-    /// (the paper's baseline; writes PNG and JSON, no SVG).
-    #[arg(long, value_enum, default_value_t = RepresentationArg::Strokes)]
-    representation: RepresentationArg,
-    /// Optimisation steps.
-    #[arg(long, default_value = "250", value_parser = iters_parser(), value_name = "N")]
-    iters: u32,
-    /// Random augmentations per step (0: score the bare drawing).
-    #[arg(long, default_value = "8", value_parser = augs_parser(), value_name = "N")]
-    augs: u32,
-    /// Random seed; the same seed on the CPU gives the same SVG.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// A prompt to steer away from (repeatable).
-    #[arg(long = "negative", value_name = "PROMPT", value_parser = prompt_arg)]
-    negatives: Vec<String>,
-    /// Weight of each negative prompt in the loss.
-    #[arg(long, default_value = "0.3", value_parser = finite_arg, value_name = "W")]
-    negative_weight: f64,
-    /// Widest allowed stroke, in pixels of the 224-pixel canvas (scaled with --canvas).
-    #[arg(long, default_value = "50", value_parser = width_arg, value_name = "PX")]
-    max_width: f64,
+    #[command(flatten)]
+    settings: SettingsArgs,
     #[command(flatten)]
     iterate: IterateArgs,
-    /// Adam learning rate of control points (pixels).
-    #[arg(long, default_value = "1.0", value_parser = rate_arg, value_name = "LR")]
-    lr_points: f64,
-    /// Adam learning rate of stroke widths.
-    #[arg(long, default_value = "0.1", value_parser = rate_arg, value_name = "LR")]
-    lr_width: f64,
-    /// Adam learning rate of colours.
-    #[arg(long, default_value = "0.01", value_parser = rate_arg, value_name = "LR")]
-    lr_color: f64,
     #[command(flatten)]
     model: ModelArg,
     #[command(flatten)]
@@ -395,6 +402,73 @@ struct ContinueArgs {
     watch: WatchArgs,
 }
 
+/// The settings of a drawing: the flags of a single draw, and every batch job's
+/// defaults (a JSONL job's keys have the same names).
+#[derive(Args, Debug)]
+struct SettingsArgs {
+    /// Number of strokes.
+    #[arg(long, default_value = "256", value_parser = strokes_arg, value_name = "N")]
+    strokes: i64,
+    /// What is optimised: Bézier strokes (CLIPDraw) or the pixels of a 224×224 image
+    /// (the paper's baseline; writes PNG and JSON, no SVG).
+    #[arg(long, value_enum, default_value_t = RepresentationArg::Strokes)]
+    representation: RepresentationArg,
+    /// Optimisation steps.
+    #[arg(long, default_value = "250", value_parser = iters_parser(), value_name = "N")]
+    iters: u32,
+    /// Random augmentations per step (0: score the bare drawing).
+    #[arg(long, default_value = "8", value_parser = augs_parser(), value_name = "N")]
+    augs: u32,
+    /// Random seed; the same seed on the CPU gives the same SVG.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// One drawing per seed: A..B (B excluded), A..=B (B included) or N.
+    #[arg(long, value_name = "A..B", value_parser = seeds_arg, conflicts_with = "seed")]
+    seeds: Option<SeedList>,
+    /// A prompt to steer away from (repeatable).
+    #[arg(long = "negative", value_name = "PROMPT", value_parser = prompt_arg)]
+    negatives: Vec<String>,
+    /// Weight of each negative prompt in the loss.
+    #[arg(long, default_value = "0.3", value_parser = finite_arg, value_name = "W")]
+    negative_weight: f64,
+    /// Widest allowed stroke, in pixels of the 224-pixel canvas (scaled with --canvas).
+    #[arg(long, default_value = "50", value_parser = width_arg, value_name = "PX")]
+    max_width: f64,
+    /// Adam learning rate of control points (pixels).
+    #[arg(long, default_value = "1.0", value_parser = rate_arg, value_name = "LR")]
+    lr_points: f64,
+    /// Adam learning rate of stroke widths.
+    #[arg(long, default_value = "0.1", value_parser = rate_arg, value_name = "LR")]
+    lr_width: f64,
+    /// Adam learning rate of colours.
+    #[arg(long, default_value = "0.01", value_parser = rate_arg, value_name = "LR")]
+    lr_color: f64,
+}
+
+impl SettingsArgs {
+    fn representation(&self) -> Representation {
+        match self.representation {
+            RepresentationArg::Strokes => Representation::Strokes,
+            RepresentationArg::Pixels => Representation::Pixels,
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            iters: self.iters,
+            augs: self.augs,
+            seed: self.seed,
+            negative_weight: self.negative_weight,
+            min_width_px: 1.0,
+            max_width_px: self.max_width,
+            lr_points: self.lr_points,
+            lr_width: self.lr_width,
+            lr_color: self.lr_color,
+            ..Settings::default()
+        }
+    }
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum RepresentationArg {
     Strokes,
@@ -449,6 +523,51 @@ struct TokenizeArgs {
 }
 
 #[derive(Args, Debug)]
+struct BatchArgs {
+    /// Job list: a text or JSONL file, or - for stdin.
+    jobs: PathBuf,
+    /// Output directory (made if missing); DIR/STEM.svg, .png, .json per job.
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    #[command(flatten)]
+    settings: SettingsArgs,
+    #[command(flatten)]
+    model: ModelArg,
+    #[command(flatten)]
+    device: DeviceArg,
+    /// Size of the PNG's longer side, in pixels.
+    #[arg(long, default_value = "512", value_parser = pixels_parser(), value_name = "PX")]
+    png_size: u32,
+    /// Redraw jobs whose existing drawing or checkpoint was made with other settings.
+    #[arg(long)]
+    force: bool,
+    /// Write each unfinished drawing's state every K iterations (0: only when stopped).
+    #[arg(long, default_value = "25", value_parser = checkpoint_parser(), value_name = "K")]
+    checkpoint_every: u32,
+    /// Drawings optimised together [default: 1 on the CPU; on CUDA, what fits in free memory].
+    #[arg(long, value_parser = batch_size_arg, value_name = "N")]
+    batch_size: Option<usize>,
+    /// Draw only jobs whose index is I modulo N [default: from SLURM_ARRAY_TASK_ID, or JOB_COMPLETION_INDEX with --shards].
+    #[arg(long, value_name = "I/N", value_parser = shard_arg, conflicts_with = "shards")]
+    shard: Option<Shard>,
+    /// Shard count for JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).
+    #[arg(long, value_name = "N", value_parser = shards_arg)]
+    shards: Option<usize>,
+    /// No progress bars.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print one JSON line per written drawing on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct GalleryArgs {
+    /// A directory of drawings made by clipdraw batch (or any clipdraw drawings).
+    dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
 struct InfoArgs {
     #[command(flatten)]
     model: ModelArg,
@@ -470,6 +589,31 @@ pub enum CommandConfig {
     Info(InfoConfig),
     Completions(clap_complete::Shell),
     Man,
+    Batch(BatchConfig),
+    Gallery(GalleryConfig),
+}
+
+/// A batch: the job list, every job's defaults, and how to run it.
+#[derive(Debug)]
+pub struct BatchConfig {
+    pub jobs: PathBuf,
+    pub defaults: Defaults,
+    pub dir: PathBuf,
+    pub model: Option<PathBuf>,
+    pub device: DeviceRequest,
+    pub png_size: u32,
+    pub force: bool,
+    pub checkpoint_every: u32,
+    pub batch_size: Option<usize>,
+    pub shard: Option<Shard>,
+    pub shards: Option<usize>,
+    pub quiet: bool,
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub struct GalleryConfig {
+    pub dir: PathBuf,
 }
 
 /// A drawing, and how to run and write it.
@@ -483,6 +627,8 @@ pub struct DrawConfig {
     pub force: bool,
     pub json: bool,
     pub watch: WatchConfig,
+    /// `--seeds`: one drawing per seed, each at STEM-sSEED.
+    pub seeds: Option<Vec<u64>>,
 }
 
 #[derive(Debug)]
@@ -542,6 +688,31 @@ impl Cli {
             Some(Command::Completions(a)) => CommandConfig::Completions(a.shell),
             Some(Command::Man) => CommandConfig::Man,
             Some(Command::Continue(a)) => CommandConfig::Draw(a.into_config()?),
+            Some(Command::Batch(a)) if a.settings.iters == 0 => {
+                bail!("--iters must be at least 1 for clipdraw batch (0 is only for --init)")
+            }
+            Some(Command::Batch(a)) => CommandConfig::Batch(BatchConfig {
+                jobs: a.jobs,
+                defaults: Defaults {
+                    negatives: a.settings.negatives.clone(),
+                    representation: a.settings.representation(),
+                    strokes: a.settings.strokes,
+                    settings: a.settings.settings(),
+                    seeds: a.settings.seeds.clone().map(|s| s.0),
+                },
+                dir: a.output,
+                model: a.model.model,
+                device: a.device.device,
+                png_size: a.png_size,
+                force: a.force,
+                checkpoint_every: a.checkpoint_every,
+                batch_size: a.batch_size,
+                shard: a.shard,
+                shards: a.shards,
+                quiet: ui.level == Level::Quiet,
+                json: a.json,
+            }),
+            Some(Command::Gallery(a)) => CommandConfig::Gallery(GalleryConfig { dir: a.dir }),
             None => CommandConfig::Draw(self.draw.into_config()?),
         };
         Ok(Config { command, ui })
@@ -552,23 +723,15 @@ impl DrawArgs {
     fn into_config(self) -> Result<DrawConfig> {
         let it = self.iterate;
         let mut settings = Settings {
-            iters: self.iters,
-            augs: self.augs,
-            seed: self.seed,
-            negative_weight: self.negative_weight,
-            min_width_px: 1.0,
-            max_width_px: self.max_width,
-            lr_points: self.lr_points,
-            lr_width: self.lr_width,
-            lr_color: self.lr_color,
             colors: it.colors,
             opacity: match it.opacity {
                 OpacityArg::Free => OpacityRule::Free,
                 OpacityArg::Opaque => OpacityRule::Opaque,
             },
             segments: it.segments,
+            ..self.settings.settings()
         };
-        if self.iters == 0 && it.init.is_none() {
+        if self.settings.iters == 0 && it.init.is_none() {
             bail!("--iters 0 needs --init (it writes the initial drawing back unchanged)");
         }
         if it.freeze_init && it.init.is_none() {
@@ -589,12 +752,9 @@ impl DrawArgs {
         let mut request = DrawRequest {
             // clap requires it and prompt_arg checked it.
             prompt: self.prompt.unwrap_or_default(),
-            negatives: self.negatives,
-            representation: match self.representation {
-                RepresentationArg::Strokes => Representation::Strokes,
-                RepresentationArg::Pixels => Representation::Pixels,
-            },
-            strokes: self.strokes,
+            negatives: self.settings.negatives.clone(),
+            representation: self.settings.representation(),
+            strokes: self.settings.strokes,
             settings,
             ..DrawRequest::new("")
         };
@@ -608,7 +768,8 @@ impl DrawArgs {
         if let Some(file) = it.init {
             start_from(&mut request, file, it.add_strokes as i64, it.freeze_init)?;
         }
-        finish_config(
+        let seeds = self.settings.seeds.clone().map(|s| s.0);
+        let mut config = finish_config(
             request,
             self.model.model,
             self.device.device,
@@ -617,7 +778,9 @@ impl DrawArgs {
             self.force,
             self.json,
             self.watch.into_config(self.png_size, self.force),
-        )
+        )?;
+        config.seeds = seeds;
+        Ok(config)
     }
 }
 
@@ -660,7 +823,7 @@ fn finish_config(
     // Every flag was checked while parsing; this holds the request to the same
     // rules as any library caller, and cannot disagree with them.
     request.check()?;
-    Ok(DrawConfig { request, model, device, output, png_size, force, json, watch })
+    Ok(DrawConfig { request, model, device, output, png_size, force, json, watch, seeds: None })
 }
 
 impl ContinueArgs {
@@ -839,6 +1002,50 @@ mod tests {
         assert_eq!(ui(&["score", "a.png", "x", "-v"]), Level::Verbose);
         assert_eq!(ui(&["tokenize", "x", "-q"]), Level::Quiet);
         assert!(Cli::try_parse_from(["clipdraw", "x", "--color", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn batch_flags_are_the_draw_flags_with_the_same_defaults() {
+        let cfg = |args: &[&str]| {
+            let mut v = vec!["clipdraw"];
+            v.extend(args);
+            Cli::try_parse_from(v)
+                .map_err(|e| e.to_string())?
+                .into_config()
+                .map(|c| c.command)
+                .map_err(|e| e.to_string())
+        };
+        let Ok(CommandConfig::Batch(b)) = cfg(&["batch", "jobs.txt", "-o", "out"]) else {
+            panic!("not a batch")
+        };
+        let single = parse(&["x"]).unwrap().request;
+        assert_eq!(b.defaults.settings, single.settings);
+        assert_eq!(
+            (b.defaults.strokes, b.defaults.representation),
+            (single.strokes, single.representation)
+        );
+        assert_eq!((b.checkpoint_every, b.batch_size, b.shard), (25, None, None));
+        let Ok(CommandConfig::Batch(b)) =
+            cfg(&["batch", "j", "-o", "o", "--iters", "9", "--seeds", "1..=2", "--shard", "1/3"])
+        else {
+            panic!("not a batch")
+        };
+        assert_eq!(b.defaults.settings.iters, 9);
+        assert_eq!(b.defaults.seeds, Some(vec![1, 2]));
+        assert_eq!(b.shard, Some(Shard { index: 1, count: 3 }));
+        for (args, needle) in [
+            (vec!["batch", "j", "-o", "o", "--iters", "0"], "--iters"),
+            (vec!["batch", "j", "-o", "o", "--shard", "3/3"], "--shard"),
+            (vec!["batch", "j", "-o", "o", "--batch-size", "0"], "--batch-size"),
+            (vec!["batch", "j", "-o", "o", "--seed", "1", "--seeds", "0..2"], "--seed"),
+            (vec!["batch", "j", "-o", "o", "--shard", "0/2", "--shards", "2"], "--shard"),
+            (vec!["batch", "j"], "--output"),
+            (vec!["x", "--seeds", "5..2"], "--seeds"),
+        ] {
+            let e = cfg(&args).unwrap_err();
+            assert!(e.contains(needle), "{args:?}: {e}");
+        }
+        assert_eq!(parse(&["x", "--seeds", "0..3"]).unwrap().seeds, Some(vec![0, 1, 2]));
     }
 
     #[test]

@@ -273,6 +273,14 @@ impl Trainable for Constrained {
         }
     }
 
+    fn params(&self) -> Vec<&Tensor> {
+        let mut params = vec![&self.scene.points, &self.scene.widths, &self.scene.colors];
+        if let Some((_, logits)) = &self.palette {
+            params.push(logits);
+        }
+        params
+    }
+
     fn params_mut(&mut self, settings: &Settings, t: u32) -> Vec<(&mut Tensor, f64)> {
         // The loop asks for the parameters right before each step (iteration t,
         // 0-based): the temperature follows, and the next render uses it.

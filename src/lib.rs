@@ -36,6 +36,7 @@
 //! | [`output`] | atomic writes, PNG encoding, reading images |
 //! | [`device`] | choosing a device |
 //! | [`watch`] | watching a run: terminal preview, preview PNG, timelapse, frames |
+//! | [`batch`] | `clipdraw batch`: job lists, resuming, shards, the gallery |
 //!
 //! Shape letters mean the same in every module: `N` drawings, `S` strokes per
 //! drawing, `P` = 10 control points per stroke, `H`×`W` canvas pixels (height
@@ -46,6 +47,7 @@
 
 pub mod augment;
 pub mod background;
+pub mod batch;
 pub mod constraints;
 pub mod device;
 pub mod init;

@@ -2,6 +2,7 @@
 //! library, print results and one-line errors. No tensor code and no pipeline here.
 
 mod args;
+mod progress;
 mod ui;
 mod version;
 
@@ -14,9 +15,11 @@ use anyhow::Result;
 use clap::error::{ContextKind, ErrorKind};
 
 use args::{
-    Cli, CommandConfig, Config, DrawConfig, InfoConfig, RenderConfig, ScoreConfig, TokenizeConfig,
+    BatchConfig, Cli, CommandConfig, Config, DrawConfig, GalleryConfig, InfoConfig, RenderConfig,
+    ScoreConfig, TokenizeConfig,
 };
 use clap::{CommandFactory, FromArgMatches};
+use clipdraw::batch;
 use clipdraw::output::{self, OutputPaths};
 use clipdraw::pipeline::{self, Notice};
 use clipdraw::tokenizer::Tokenizer;
@@ -155,6 +158,8 @@ fn run(config: Config) -> Result<i32> {
         CommandConfig::Score(c) => score(c, ui),
         CommandConfig::Tokenize(c) => tokenize(c, ui),
         CommandConfig::Info(c) => info(c),
+        CommandConfig::Batch(c) => run_batch(c, ui),
+        CommandConfig::Gallery(c) => gallery(c, ui),
         CommandConfig::Completions(shell) => {
             clap_complete::generate(shell, &mut Cli::command(), "clipdraw", &mut std::io::stdout());
             Ok(0)
@@ -164,6 +169,56 @@ fn run(config: Config) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn run_batch(c: BatchConfig, ui: Ui) -> Result<i32> {
+    // Installed first: a stop before the first iteration ends the run cleanly.
+    progress::install_stop_signals();
+    let jobs = batch::jobs::load(&c.jobs, &c.defaults)?;
+    let shard = batch::shard::resolve(c.shard, c.shards, |k| std::env::var(k).ok())?;
+    let resolved = device::resolve(c.device)?;
+    let model = ClipModel::load_or_builtin(c.model.as_deref(), resolved.device)?;
+    let batch_size = batch::run::choose_batch_size(c.batch_size, &model, &jobs)?;
+    batch::run::prepare_dir(&c.dir)?;
+    let opts = batch::Options {
+        dir: c.dir.clone(),
+        png_size: c.png_size,
+        force: c.force,
+        checkpoint_every: c.checkpoint_every,
+        batch_size,
+        shard,
+    };
+    let mut bars = progress::BatchProgress::new(c.quiet, c.json);
+    let stop = || progress::stop_signal().is_some();
+    let summary = batch::run(&model, &jobs, &opts, &stop, &mut bars)?;
+    bars.finish();
+    if summary.stopped {
+        let sig = progress::stop_signal().unwrap_or(libc::SIGINT);
+        ui.note("stopped; unfinished drawings are saved with checkpoints; run the same command to resume");
+        return Ok(128 + sig);
+    }
+    if !c.quiet {
+        ui.note(&format!(
+            "{} drawn, {} already done (shard {}/{}, {} jobs): {}",
+            summary.drawn,
+            summary.skipped,
+            shard.index,
+            shard.count,
+            summary.total,
+            c.dir.join("index.html").display()
+        ));
+    }
+    Ok(if summary.diverged > 0 { EXIT_DIVERGED } else { 0 })
+}
+
+fn gallery(c: GalleryConfig, ui: Ui) -> Result<i32> {
+    if !c.dir.is_dir() {
+        anyhow::bail!("{} is not a directory", c.dir.display());
+    }
+    let n = batch::gallery::rebuild(&c.dir)?;
+    println!("{}", c.dir.join("index.html").display());
+    ui.note(&format!("{n} drawings in the gallery"));
+    Ok(0)
 }
 
 fn notice(ui: Ui, n: &Notice) {
@@ -252,6 +307,51 @@ fn progress_bar(iters: u32, ui: Ui) -> indicatif::ProgressBar {
 fn draw(c: DrawConfig, ui: Ui) -> Result<i32> {
     // Installed first: a Ctrl-C while the model loads still saves a drawing.
     let hits = install_interrupt_handler();
+    match c.seeds.clone() {
+        Some(seeds) => draw_seeds(c, &seeds, &hits, ui),
+        None => draw_one(c, &hits, ui),
+    }
+}
+
+/// `--seeds`: one drawing per seed at STEM-sSEED, every target checked first.
+fn draw_seeds(c: DrawConfig, seeds: &[u64], hits: &Arc<AtomicUsize>, ui: Ui) -> Result<i32> {
+    let w = &c.watch;
+    if w.timelapse.is_some() || w.frames_dir.is_some() || w.preview_png.is_some() {
+        anyhow::bail!("--seeds draws several drawings; --timelapse, --frames and --preview-png name one file each (draw one seed at a time for them)");
+    }
+    let r = &c.request;
+    let requests: Vec<clipdraw::DrawRequest> =
+        seeds.iter().map(|&seed| r.with_seed(seed)).collect::<Result<_>>()?;
+    let configs: Vec<DrawConfig> = seeds
+        .iter()
+        .zip(requests)
+        .map(|(&seed, request)| DrawConfig {
+            request,
+            output: Some(match &c.output {
+                Some(stem) => PathBuf::from(format!("{}-s{seed}", stem.display())),
+                None => PathBuf::from(output::stem_from_prompt(&r.prompt, seed)),
+            }),
+            model: c.model.clone(),
+            seeds: None,
+            watch: c.watch.clone(),
+            ..c
+        })
+        .collect();
+    for one in &configs {
+        let with_svg = one.request.representation == Representation::Strokes;
+        OutputPaths::from_stem(one.output.as_deref().unwrap_or(std::path::Path::new(".")))
+            .check_writable(with_svg, c.force)?;
+    }
+    for one in configs {
+        let code = draw_one(one, hits, ui)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    Ok(0)
+}
+
+fn draw_one(c: DrawConfig, hits: &Arc<AtomicUsize>, ui: Ui) -> Result<i32> {
     let req = &c.request;
     let stem = c
         .output

@@ -28,6 +28,45 @@ pub struct Step<'a> {
     /// The drawing after this iteration's update (for previews and timelapses:
     /// `render()` it, or read its `scene()`); the callback runs without autograd.
     pub drawing: &'a dyn Trainable,
+    /// Per drawing of a batch ([`optimize_many`]): its own mean similarity; `score`
+    /// is their mean.
+    pub scores: &'a [f64],
+    slots: &'a [AdamSlot],
+    rngs: &'a [ChaCha8Rng],
+}
+
+impl Step<'_> {
+    /// Everything needed to continue the run exactly from here: what a checkpoint
+    /// holds. Copies the tensors to the CPU.
+    pub fn state(&self) -> Result<LoopState> {
+        let copy = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.f_to_device(tch::Device::Cpu)?.f_detach_copy()?)
+        };
+        Ok(LoopState {
+            iter: self.iter,
+            rng_word_pos: self.rngs.iter().map(ChaCha8Rng::get_word_pos).collect(),
+            params: self.drawing.params().into_iter().map(copy).collect::<Result<_>>()?,
+            adam_m: self.slots.iter().map(|s| copy(&s.m)).collect::<Result<_>>()?,
+            adam_v: self.slots.iter().map(|s| copy(&s.v)).collect::<Result<_>>()?,
+        })
+    }
+}
+
+/// Where a run stands after an iteration, enough to continue it so that it ends
+/// exactly as an uninterrupted run would: the trainable tensors, Adam's moments, the
+/// iteration, and the position of every drawing's augmentation RNG in its stream
+/// (augmentations are drawn from a stream seeded once, so the position is the
+/// whole of the RNG's state). Tensors are (N, …) for N drawings, in
+/// [`Trainable::params`] order.
+#[derive(Debug)]
+pub struct LoopState {
+    /// Iterations done.
+    pub iter: u32,
+    /// Per drawing: `ChaCha8Rng::get_word_pos` of its augmentation RNG.
+    pub rng_word_pos: Vec<u128>,
+    pub params: Vec<Tensor>,
+    pub adam_m: Vec<Tensor>,
+    pub adam_v: Vec<Tensor>,
 }
 
 impl std::fmt::Debug for Step<'_> {
@@ -143,6 +182,8 @@ pub trait Trainable {
     fn size(&self) -> (i64, i64);
     /// The image CLIP judges: (1, 3, H, W) in [0, 1], differentiable.
     fn render(&self) -> Result<Tensor>;
+    /// The trainable tensors, in `params_mut` order.
+    fn params(&self) -> Vec<&Tensor>;
     /// The trainable tensors with their learning rates at 0-based iteration `t`.
     fn params_mut(&mut self, settings: &Settings, t: u32) -> Vec<(&mut Tensor, f64)>;
     /// Projects parameters back into their valid range (no grad).
@@ -170,6 +211,10 @@ impl Trainable for Scene {
 
     fn render(&self) -> Result<Tensor> {
         raster::rasterize(self)
+    }
+
+    fn params(&self) -> Vec<&Tensor> {
+        vec![&self.points, &self.widths, &self.colors]
     }
 
     fn params_mut(&mut self, settings: &Settings, t: u32) -> Vec<(&mut Tensor, f64)> {
@@ -244,6 +289,10 @@ impl Trainable for PixelImage {
         Ok(self.logits.f_sigmoid()?)
     }
 
+    fn params(&self) -> Vec<&Tensor> {
+        vec![&self.logits]
+    }
+
     fn params_mut(&mut self, _settings: &Settings, _t: u32) -> Vec<(&mut Tensor, f64)> {
         vec![(&mut self.logits, LR_PIXELS)]
     }
@@ -273,52 +322,130 @@ pub fn optimize<D: Trainable>(
     drawing: &mut D,
     targets: &Targets,
     settings: &Settings,
+    on_step: impl FnMut(&Step) -> Control,
+) -> Result<Outcome> {
+    let (targets, settings) = (std::slice::from_ref(targets), std::slice::from_ref(settings));
+    optimize_many(model, drawing, targets, settings, None, on_step)
+}
+
+/// The augmentation RNG of a drawing with `seed`: one stream per drawing, so a
+/// drawing's augmentations do not depend on what else is in its batch.
+fn augmentation_rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_a065)
+}
+
+/// Optimises the N drawings of `drawing` together, from the start or from `start`:
+/// one render of N scenes, one model forward of N·D images, and one Adam step.
+///
+/// `targets` and `settings` hold one entry per drawing; the settings must agree on
+/// everything but the seed, which seeds each drawing's own augmentations. Adam is
+/// elementwise and the loss a sum of per-drawing terms, so drawings do not interact
+/// except through floating-point summation order in the batched kernels.
+pub fn optimize_many<D: Trainable>(
+    model: &ClipModel,
+    drawing: &mut D,
+    targets: &[Targets],
+    settings: &[Settings],
+    start: Option<&LoopState>,
     mut on_step: impl FnMut(&Step) -> Control,
 ) -> Result<Outcome> {
-    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed ^ 0x5eed_a065);
+    let Some(first) = settings.first() else { bail!("no drawings to optimise") };
+    if targets.len() != settings.len() {
+        bail!("{} prompts for {} drawings", targets.len(), settings.len());
+    }
+    if settings.iter().any(|s| !s.same_but_seed(first)) {
+        bail!("drawings optimised together must share every setting but the seed");
+    }
+    let mut rngs: Vec<ChaCha8Rng> = settings.iter().map(|s| augmentation_rng(s.seed)).collect();
     let (height, width) = drawing.size();
+    let mut done = 0;
+    if let Some(st) = start {
+        restore(drawing, first, st, &mut rngs)?;
+        done = st.iter;
+    }
     drawing.set_requires_grad(true);
     let mut slots: Vec<AdamSlot> =
-        drawing.params_mut(settings, 0).into_iter().map(|(p, _)| AdamSlot::new(p)).collect();
+        drawing.params_mut(first, 0).into_iter().map(|(p, _)| AdamSlot::new(p)).collect();
+    if let Some(st) = start {
+        for (slot, (m, v)) in slots.iter_mut().zip(st.adam_m.iter().zip(&st.adam_v)) {
+            if m.size() != slot.m.size() || v.size() != slot.v.size() {
+                bail!(
+                    "the saved Adam state has shape {:?}, expected {:?}",
+                    m.size(),
+                    slot.m.size()
+                );
+            }
+            slot.m = m.f_to_device(slot.m.device())?.f_detach_copy()?;
+            slot.v = v.f_to_device(slot.v.device())?.f_detach_copy()?;
+        }
+    }
+    let n = settings.len() as i64;
     let mut timings = Timings::default();
-    let start = Instant::now();
+    let start_time = Instant::now();
     let finish = |drawing: &mut D, iters_done, ending, mut timings: Timings| {
         drawing.set_requires_grad(false);
-        timings.total_s = start.elapsed().as_secs_f64();
+        timings.total_s = start_time.elapsed().as_secs_f64();
         Ok(Outcome { iters_done, ending, timings })
     };
-    for t in 1..=settings.iters {
+    for t in done + 1..=first.iters {
         let backup = drawing.snapshot()?;
         let t0 = Instant::now();
-        let image = drawing.render()?; // (1, 3, H, W)
-        let (n, _, _, _) = image.size4()?;
-        if n != 1 {
-            bail!("optimize takes one drawing at a time, got {n}");
+        let image = drawing.render()?; // (N, 3, H, W)
+        let (got, _, _, _) = image.size4()?;
+        if got != n {
+            bail!("the drawing renders {got} images for {n} prompts");
         }
         sync(image.device());
         let t1 = Instant::now();
-        let augs: Vec<Augmentation> =
-            (0..settings.augs).map(|_| Augmentation::random(&mut rng, height, width)).collect();
-        let batch = model_batch(model, &image, &augs)?;
+        let mut parts = Vec::with_capacity(rngs.len());
+        for (i, rng) in rngs.iter_mut().enumerate() {
+            let augs: Vec<Augmentation> =
+                (0..first.augs).map(|_| Augmentation::random(rng, height, width)).collect();
+            let one =
+                if n == 1 { image.shallow_clone() } else { image.f_narrow(0, i as i64, 1)? };
+            parts.push(model_batch(model, &one, &augs)?); // (max(D, 1), 3, V, V)
+        }
+        let batch = if n == 1 { parts.remove(0) } else { Tensor::f_cat(&parts, 0)? }; // (B, 3, V, V)
         sync(batch.device());
         let t2 = Instant::now();
-        let feats = model.embed_images(&batch)?; // (D, E)
-        let sims = feats.f_matmul(&targets.prompt.f_transpose(0, 1)?)?; // (D, 1)
-        let mut loss = sims.f_sum(Kind::Float)?.f_neg()?;
-        if targets.negatives.size()[0] > 0 {
-            let neg = feats.f_matmul(&targets.negatives.f_transpose(0, 1)?)?; // (D, Q)
-            loss = loss.f_add(&neg.f_sum(Kind::Float)?.f_mul_scalar(settings.negative_weight)?)?;
+        let feats = model.embed_images(&batch)?; // (B, E), B = N·max(D, 1)
+        let per = feats.size2()?.0 / n;
+        let mut loss: Option<Tensor> = None;
+        let mut sims_each = Vec::with_capacity(targets.len());
+        for (i, target) in targets.iter().enumerate() {
+            let f = if n == 1 {
+                feats.shallow_clone()
+            } else {
+                feats.f_narrow(0, i as i64 * per, per)?
+            };
+            let sims = f.f_matmul(&target.prompt.f_transpose(0, 1)?)?; // (D, 1)
+            let mut term = sims.f_sum(Kind::Float)?.f_neg()?;
+            if target.negatives.size()[0] > 0 {
+                let neg = f.f_matmul(&target.negatives.f_transpose(0, 1)?)?; // (D, Q)
+                term = term.f_add(&neg.f_sum(Kind::Float)?.f_mul_scalar(first.negative_weight)?)?;
+            }
+            loss = Some(match loss {
+                None => term,
+                Some(sum) => sum.f_add(&term)?,
+            });
+            sims_each.push(sims);
         }
+        let Some(loss) = loss else { bail!("no drawings to optimise") };
         loss.f_backward()?;
         let loss_v = loss.f_double_value(&[])?;
-        let score = sims.f_mean(Kind::Float)?.f_double_value(&[])?;
+        let scores: Vec<f64> = sims_each
+            .iter()
+            .map(|s| s.f_mean(Kind::Float)?.f_double_value(&[]))
+            .collect::<Result<_, _>>()?;
+        let score =
+            if n == 1 { scores[0] } else { scores.iter().sum::<f64>() / scores.len() as f64 };
         let t3 = Instant::now();
         {
             let _guard = tch::no_grad_guard();
-            for (slot, (p, lr)) in slots.iter_mut().zip(drawing.params_mut(settings, t - 1)) {
+            for (slot, (p, lr)) in slots.iter_mut().zip(drawing.params_mut(first, t - 1)) {
                 slot.step(p, lr, t)?;
             }
-            drawing.clamp_(settings)?;
+            drawing.clamp_(first)?;
         }
         let ok = loss_v.is_finite() && drawing.all_finite()?;
         let t4 = Instant::now();
@@ -332,13 +459,64 @@ pub fn optimize<D: Trainable>(
         }
         let control = {
             let _guard = tch::no_grad_guard();
-            on_step(&Step { iter: t, iters: settings.iters, score, drawing: &*drawing })
+            let step = Step {
+                iter: t,
+                iters: first.iters,
+                score,
+                drawing: &*drawing,
+                scores: &scores,
+                slots: &slots,
+                rngs: &rngs,
+            };
+            on_step(&step)
         };
         if control == Control::Stop {
             return finish(drawing, t, Ending::Interrupted, timings);
         }
     }
-    finish(drawing, settings.iters, Ending::Finished, timings)
+    finish(drawing, first.iters, Ending::Finished, timings)
+}
+
+/// Puts a saved state's parameters and RNG positions into `drawing` and `rngs`.
+fn restore<D: Trainable>(
+    drawing: &mut D,
+    settings: &Settings,
+    state: &LoopState,
+    rngs: &mut [ChaCha8Rng],
+) -> Result<()> {
+    if state.rng_word_pos.len() != rngs.len() {
+        bail!(
+            "the saved state is of {} drawings, expected {}",
+            state.rng_word_pos.len(),
+            rngs.len()
+        );
+    }
+    if state.iter > settings.iters {
+        bail!("the saved state is at iteration {}, past the run's {}", state.iter, settings.iters);
+    }
+    let params = drawing.params_mut(settings, 0);
+    if params.len() != state.params.len()
+        || state.adam_m.len() != params.len()
+        || state.adam_v.len() != params.len()
+    {
+        bail!("the saved state has {} tensors, expected {}", state.params.len(), params.len());
+    }
+    for ((p, _), saved) in params.into_iter().zip(&state.params) {
+        if p.size() != saved.size() || p.kind() != saved.kind() {
+            bail!(
+                "a saved tensor has shape {:?} ({:?}), expected {:?} ({:?})",
+                saved.size(),
+                saved.kind(),
+                p.size(),
+                p.kind()
+            );
+        }
+        *p = saved.f_to_device(p.device())?.f_detach_copy()?;
+    }
+    for (rng, &pos) in rngs.iter_mut().zip(&state.rng_word_pos) {
+        rng.set_word_pos(pos);
+    }
+    Ok(())
 }
 
 /// The paper's metric: mean cosine similarity between `prompt` ((1, E), unit length)

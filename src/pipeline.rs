@@ -14,7 +14,7 @@ use tch::Tensor;
 use crate::background::Background;
 use crate::constraints::Constrained;
 use crate::model::ClipModel;
-use crate::optimize::{self, Control, Ending, PixelImage, Step, Targets};
+use crate::optimize::{self, Control, Ending, LoopState, PixelImage, Step, Targets};
 use crate::raster;
 use crate::record::{ModelRecord, Record, RunTimings, TOOL};
 use crate::request::{DrawRequest, Representation, Settings};
@@ -205,6 +205,7 @@ pub fn draw(
         interrupted: outcome.ending == Ending::Interrupted,
         final_score,
         final_score_augmentations: FINAL_SCORE_AUGS,
+        fingerprint: None,
         device: Some(format!("{dev:?}")),
         timings: Some(RunTimings {
             wall_s: started.elapsed().as_secs_f64(),
@@ -221,6 +222,168 @@ pub fn draw(
         time_limit_s: request.time_limit.map(|t| t.as_secs_f64()),
     };
     Ok(Drawing { scene, image, record, background: request.background.clone() })
+}
+
+/// Whether `requests` can be optimised together by [`draw_many`]: strokes without
+/// an initial drawing, the same stroke count, every setting but the seed the same.
+/// A single request always can.
+pub fn batchable(requests: &[DrawRequest]) -> Result<()> {
+    let Some(first) = requests.first() else { bail!("no drawings requested") };
+    for r in requests {
+        plain_for_batch(r)?;
+    }
+    if requests.len() == 1 {
+        return Ok(());
+    }
+    for r in requests {
+        if r.representation != Representation::Strokes || r.init.is_some() {
+            bail!("only random-start stroke drawings can be drawn together");
+        }
+        if r.strokes != first.strokes {
+            bail!(
+                "drawings drawn together need one stroke count, got {} and {}",
+                first.strokes,
+                r.strokes
+            );
+        }
+        if !r.settings.same_but_seed(&first.settings) {
+            bail!("drawings drawn together must share every setting but the seed");
+        }
+    }
+    Ok(())
+}
+
+/// Makes the drawings `requests` ask for together (see [`batchable`]): one render
+/// of N scenes and one model forward of N·D images per iteration, each drawing with
+/// its own seed's initial strokes and augmentations. `start` continues a run from a
+/// [`Step::state`] of the same requests. `on_step` sees all N drawings at once.
+pub fn draw_many(
+    model: &ClipModel,
+    requests: &[DrawRequest],
+    start: Option<&LoopState>,
+    on_step: impl FnMut(&Step) -> Control,
+) -> Result<Vec<Drawing>> {
+    for request in requests {
+        request.check()?;
+    }
+    batchable(requests)?;
+    let started = Instant::now();
+    let dev = model.device();
+    let first = &requests[0];
+    let settings: Vec<_> = requests.iter().map(|r| r.settings.clone()).collect();
+    let targets: Vec<Targets> = requests
+        .iter()
+        .map(|r| Targets::new(model, &r.prompt, &r.negatives))
+        .collect::<Result<_>>()?;
+    let size = model.info().image_size;
+    let (outcome, images, scenes) = match first.representation {
+        Representation::Strokes => {
+            let mut scene = match &first.init {
+                Some(init) => init.to_device(dev)?,
+                None if requests.len() == 1 => Scene::random(
+                    1,
+                    first.strokes,
+                    Canvas::new(size, size)?,
+                    settings[0].seed,
+                    dev,
+                )?,
+                None => {
+                    let canvas = Canvas::new(size, size)?;
+                    let each = settings
+                        .iter()
+                        .map(|s| Scene::random(1, first.strokes, canvas, s.seed, dev))
+                        .collect::<Result<Vec<_>>>()?;
+                    Scene::concat(&each)?
+                }
+            };
+            let outcome =
+                optimize::optimize_many(model, &mut scene, &targets, &settings, start, on_step)
+                    .context("cannot optimise the drawing")?;
+            let image = tch::no_grad(|| raster::rasterize(&scene))?; // (N, 3, H, W)
+            if requests.len() == 1 {
+                (outcome, vec![image], vec![Some(scene)])
+            } else {
+                let mut images = Vec::with_capacity(requests.len());
+                let mut scenes = Vec::with_capacity(requests.len());
+                for i in 0..requests.len() as i64 {
+                    images.push(image.f_narrow(0, i, 1)?.f_contiguous()?); // (1, 3, H, W)
+                    scenes.push(Some(scene.select(i)?));
+                }
+                (outcome, images, scenes)
+            }
+        }
+        Representation::Pixels => {
+            if first.init.is_some() {
+                bail!("an initial drawing needs the strokes representation");
+            }
+            let mut pixels = PixelImage::random(size, size, settings[0].seed, dev)?;
+            let outcome =
+                optimize::optimize_many(model, &mut pixels, &targets, &settings, start, on_step)
+                    .context("cannot optimise the image")?;
+            let image = tch::no_grad(|| optimize::Trainable::render(&pixels))?;
+            (outcome, vec![image], vec![None])
+        }
+    };
+    let mut drawings = Vec::with_capacity(requests.len());
+    for (((request, target), image), scene) in requests.iter().zip(&targets).zip(images).zip(scenes)
+    {
+        let settings = &request.settings;
+        let seed = settings.seed;
+        let final_score = optimize::score(model, &image, &target.prompt, FINAL_SCORE_AUGS, seed)?;
+        let record = Record {
+            tool: TOOL.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            prompt: request.prompt.clone(),
+            negative_prompts: request.negatives.clone(),
+            seed,
+            representation: request.representation,
+            strokes: scene.as_ref().map(Scene::num_strokes),
+            settings: settings.clone(),
+            model: ModelRecord {
+                architecture: model.info().architecture.clone(),
+                pretrained: model.info().pretrained.clone(),
+                file: model.name().to_string(),
+            },
+            iterations_done: outcome.iters_done,
+            ending: outcome.ending,
+            interrupted: outcome.ending == Ending::Interrupted,
+            final_score,
+            final_score_augmentations: FINAL_SCORE_AUGS,
+            fingerprint: None,
+            parent: None,
+            frozen_strokes: 0,
+            background: None,
+            time_limit_s: None,
+            device: Some(format!("{dev:?}")),
+            timings: Some(RunTimings {
+                wall_s: started.elapsed().as_secs_f64(),
+                per_iteration: optimize::per_iter(&outcome.timings, outcome.iters_done),
+            }),
+            outputs: None,
+        };
+        drawings.push(Drawing { scene, image, record, background: None });
+    }
+    Ok(drawings)
+}
+
+/// [`draw_many`] (and so `clipdraw batch`) draws from random strokes on the model's
+/// canvas with free colours and opacities; the iterate features go through [`draw`].
+fn plain_for_batch(r: &DrawRequest) -> Result<()> {
+    let s = &r.settings;
+    let d = Settings::default();
+    let unsupported = [
+        (r.init.is_some(), "an initial drawing"),
+        (r.add_strokes > 0 || r.freeze_init, "added or frozen strokes"),
+        (r.canvas.is_some(), "a canvas of its own"),
+        (r.background.is_some(), "a background"),
+        (r.time_limit.is_some(), "a time limit"),
+        (!s.colors.is_any() || !s.opacity.is_free(), "colour or opacity rules"),
+        (s.segments != d.segments, "a segment range"),
+    ];
+    if let Some((_, what)) = unsupported.iter().find(|(on, _)| *on) {
+        bail!("drawings made together (clipdraw batch) cannot have {what} yet; draw it alone with clipdraw");
+    }
+    Ok(())
 }
 
 /// The drawing the loop starts from, on `dev`, and how many of its strokes came

@@ -78,6 +78,11 @@ pub struct Record {
     #[serde(deserialize_with = "nan_if_null")]
     pub final_score: f64,
     pub final_score_augmentations: u32,
+    /// What identifies the job that made the drawing (`clipdraw batch`): a hash of
+    /// prompt, negatives, representation, strokes, settings, seed and model, so a
+    /// rerun recognises finished work. `None` for single drawings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     /// The libtorch device, e.g. `Cpu` or `Cuda(0)` (sidecar only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
@@ -179,6 +184,7 @@ mod tests {
             interrupted: false,
             final_score: 0.5,
             final_score_augmentations: 32,
+            fingerprint: Some("fnv1a64:0123456789abcdef".into()),
             device: Some("Cpu".into()),
             timings: Some(RunTimings { wall_s: 1.0, per_iteration: Timings::default() }),
             outputs: Some(vec!["a.svg".into()]),

@@ -24,6 +24,51 @@ pub const MAX_IMAGE_PX: u32 = 16384;
 /// The widest stroke a run may allow, in pixels.
 pub const MAX_WIDTH_PX: f64 = 1000.0;
 
+/// The most seeds one `--seeds` range may expand to.
+pub const MAX_SEEDS: u64 = 100_000;
+/// The most drawings optimised together (`--batch-size`).
+pub const MAX_BATCH_SIZE: usize = 1024;
+
+/// Seeds from `A..B` (B excluded, as in Rust), `A..=B` (B included) or one number.
+pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
+    let num = |t: &str| -> Result<u64> {
+        t.trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{t:?} in seeds {s:?} is not a whole number >= 0"))
+    };
+    let (lo, hi) = if let Some((a, b)) = s.split_once("..=") {
+        (
+            num(a)?,
+            num(b)?
+                .checked_add(1)
+                .ok_or_else(|| anyhow::anyhow!("seeds {s:?} end past the largest seed"))?,
+        )
+    } else if let Some((a, b)) = s.split_once("..") {
+        (num(a)?, num(b)?)
+    } else {
+        let v = num(s)?;
+        (v, v + 1)
+    };
+    if lo >= hi {
+        bail!("seeds {s:?} are an empty range (A..B excludes B; A..=B includes it)");
+    }
+    if hi - lo > MAX_SEEDS {
+        bail!("seeds {s:?} are {} seeds, more than {MAX_SEEDS}", hi - lo);
+    }
+    Ok((lo..hi).collect())
+}
+
+/// A rough peak memory for `n` stroke drawings optimised together: the strokes'
+/// own share ([`BYTES_PER_STROKE`]) plus, per augmented view, the model's
+/// activations kept for the backward pass, taken as V²·E·2 bytes for input side V
+/// and embedding size E (about 50 MiB for ViT-B/32). An estimate, not a measure.
+pub fn batch_bytes(n: usize, strokes: i64, augs: u32, image_size: i64, embed_dim: i64) -> u64 {
+    let views = n as u64 * augs.max(1) as u64;
+    let per_view = (image_size.max(1) as u64).pow(2) * embed_dim.max(1) as u64 * 2;
+    let strokes = n as u64 * (strokes.max(1) as u64).saturating_mul(BYTES_PER_STROKE);
+    strokes.saturating_add(views.saturating_mul(per_view))
+}
+
 /// What the loop optimises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -100,6 +145,16 @@ impl Settings {
         }
     }
 
+    /// Whether `other` asks for the same run but for the seed (numbers compared
+    /// bit for bit, so that a NaN setting equals itself).
+    pub fn same_but_seed(&self, other: &Settings) -> bool {
+        let f = |s: &Settings| {
+            [s.negative_weight, s.min_width_px, s.max_width_px, s.lr_points, s.lr_width, s.lr_color]
+                .map(f64::to_bits)
+        };
+        self.iters == other.iters && self.augs == other.augs && f(self) == f(other)
+    }
+
     /// Checks every value; errors name the setting and the value.
     pub fn check(&self) -> Result<()> {
         // 0 iterations only make sense from an initial drawing; DrawRequest::check
@@ -164,6 +219,27 @@ pub struct DrawRequest {
 
 impl DrawRequest {
     /// A request for `prompt` with the paper's defaults: 256 strokes, [`Settings::default`].
+    /// The same request with another seed (an initial drawing is copied).
+    pub fn with_seed(&self, seed: u64) -> Result<DrawRequest> {
+        Ok(DrawRequest {
+            prompt: self.prompt.clone(),
+            negatives: self.negatives.clone(),
+            representation: self.representation,
+            strokes: self.strokes,
+            settings: Settings { seed, ..self.settings.clone() },
+            init: match &self.init {
+                Some(scene) => Some(scene.to_device(scene.device())?),
+                None => None,
+            },
+            add_strokes: self.add_strokes,
+            freeze_init: self.freeze_init,
+            canvas: self.canvas,
+            background: self.background.clone(),
+            time_limit: self.time_limit,
+            parent: self.parent.clone(),
+        })
+    }
+
     pub fn new(prompt: impl Into<String>) -> Self {
         Self {
             prompt: prompt.into(),
@@ -331,6 +407,24 @@ mod tests {
         assert!(bad(&|r| r.settings.max_width_px = 0.5).contains("widths"));
         assert!(bad(&|r| r.settings.lr_color = f64::NAN).contains("colour learning rate"));
         assert!(bad(&|r| r.settings.negative_weight = f64::INFINITY).contains("negative weight"));
+    }
+
+    #[test]
+    fn settings_compare_bit_for_bit_but_the_seed() {
+        let a = Settings { lr_points: f64::NAN, ..Settings::default() };
+        assert!(a.same_but_seed(&Settings { seed: 9, ..a.clone() }));
+        assert!(!a.same_but_seed(&Settings { iters: 9, ..a.clone() }));
+        assert!(!a.same_but_seed(&Settings::default()));
+    }
+
+    #[test]
+    fn seed_ranges_follow_rust() {
+        assert_eq!(parse_seeds("0..4").unwrap(), [0, 1, 2, 3]);
+        assert_eq!(parse_seeds("2..=4").unwrap(), [2, 3, 4]);
+        assert_eq!(parse_seeds("7").unwrap(), [7]);
+        assert!(parse_seeds("4..4").unwrap_err().to_string().contains("empty"));
+        assert!(parse_seeds("a..4").unwrap_err().to_string().contains("\"a\""));
+        assert!(parse_seeds("0..1000000").unwrap_err().to_string().contains("more than"));
     }
 
     #[test]

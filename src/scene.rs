@@ -389,6 +389,31 @@ impl Scene {
         )
     }
 
+    /// The drawings of `scenes` (one canvas, one stroke count) as one scene, in order.
+    pub fn concat(scenes: &[Scene]) -> Result<Scene> {
+        let Some(first) = scenes.first() else { bail!("no scenes to join") };
+        for s in scenes {
+            if s.canvas != first.canvas || s.num_strokes() != first.num_strokes() {
+                bail!(
+                    "scenes joined into one need one canvas and stroke count: {}×{} px with {} strokes, and {}×{} px with {}",
+                    first.canvas.width, first.canvas.height, first.num_strokes(),
+                    s.canvas.width, s.canvas.height, s.num_strokes()
+                );
+            }
+        }
+        let cat = |f: fn(&Scene) -> &Tensor| -> Result<Tensor> {
+            let parts: Vec<&Tensor> = scenes.iter().map(f).collect();
+            Ok(Tensor::f_cat(&parts, 0)?)
+        };
+        Scene::new(
+            first.canvas,
+            cat(|s| &s.points)?,
+            cat(|s| &s.segments)?,
+            cat(|s| &s.widths)?,
+            cat(|s| &s.colors)?,
+        )
+    }
+
     pub fn num_drawings(&self) -> i64 {
         self.points.size().first().copied().unwrap_or(0)
     }

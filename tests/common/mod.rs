@@ -22,9 +22,14 @@ pub fn fixture(name: &str) -> PathBuf {
     fixtures().join(name)
 }
 
-/// The `clipdraw` binary built for this test run.
+/// The `clipdraw` binary built for this test run (`CLIPDRAW_TEST_BIN` names a copy
+/// of it instead, for when a target directory is shared between checkouts and
+/// another build may replace the binary while the tests run).
 pub fn clipdraw() -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_clipdraw"));
+    let bin = std::env::var_os("CLIPDRAW_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_clipdraw")));
+    let mut c = std::process::Command::new(bin);
     c.env_remove("CLIPDRAW_MODEL");
     c
 }
