@@ -194,7 +194,10 @@ fn run_batch(c: BatchConfig, ui: Ui) -> Result<i32> {
     bars.finish();
     if summary.stopped {
         let sig = progress::stop_signal().unwrap_or(libc::SIGINT);
-        ui.note("stopped; unfinished drawings are saved with checkpoints; run the same command to resume");
+        // Printed even with -q: a cluster job's log must say why it ended.
+        eprintln!(
+            "clipdraw: stopped; unfinished drawings are saved with checkpoints; run the same command to resume"
+        );
         return Ok(128 + sig);
     }
     if !c.quiet {
