@@ -186,41 +186,8 @@ pub fn draw(
         outcome.ending = Ending::TimeLimit;
     }
     let final_score = optimize::score(model, &image, &targets.prompt, FINAL_SCORE_AUGS, seed)?;
-    let record = Record {
-        tool: TOOL.to_string(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        prompt: request.prompt.clone(),
-        negative_prompts: request.negatives.clone(),
-        seed,
-        representation: request.representation,
-        strokes: scene.as_ref().map(Scene::num_strokes),
-        settings: settings.clone(),
-        model: ModelRecord {
-            architecture: model.info().architecture.clone(),
-            pretrained: model.info().pretrained.clone(),
-            file: model.name().to_string(),
-        },
-        iterations_done: outcome.iters_done,
-        ending: outcome.ending,
-        interrupted: outcome.ending == Ending::Interrupted,
-        final_score,
-        final_score_augmentations: FINAL_SCORE_AUGS,
-        fingerprint: None,
-        device: Some(format!("{dev:?}")),
-        timings: Some(RunTimings {
-            wall_s: started.elapsed().as_secs_f64(),
-            per_iteration: optimize::per_iter(&outcome.timings, outcome.iters_done),
-        }),
-        outputs: None,
-        parent: request.parent.clone(),
-        frozen_strokes: if request.freeze_init {
-            request.init.as_ref().map_or(0, Scene::num_strokes)
-        } else {
-            0
-        },
-        background: request.background.as_ref().map(|b| b.source.clone()),
-        time_limit_s: request.time_limit.map(|t| t.as_secs_f64()),
-    };
+    let strokes = scene.as_ref().map(Scene::num_strokes);
+    let record = record_of(model, request, strokes, &outcome, final_score, started);
     Ok(Drawing { scene, image, record, background: request.background.clone() })
 }
 
@@ -330,40 +297,58 @@ pub fn draw_many(
         let settings = &request.settings;
         let seed = settings.seed;
         let final_score = optimize::score(model, &image, &target.prompt, FINAL_SCORE_AUGS, seed)?;
-        let record = Record {
-            tool: TOOL.to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            prompt: request.prompt.clone(),
-            negative_prompts: request.negatives.clone(),
-            seed,
-            representation: request.representation,
-            strokes: scene.as_ref().map(Scene::num_strokes),
-            settings: settings.clone(),
-            model: ModelRecord {
-                architecture: model.info().architecture.clone(),
-                pretrained: model.info().pretrained.clone(),
-                file: model.name().to_string(),
-            },
-            iterations_done: outcome.iters_done,
-            ending: outcome.ending,
-            interrupted: outcome.ending == Ending::Interrupted,
-            final_score,
-            final_score_augmentations: FINAL_SCORE_AUGS,
-            fingerprint: None,
-            parent: None,
-            frozen_strokes: 0,
-            background: None,
-            time_limit_s: None,
-            device: Some(format!("{dev:?}")),
-            timings: Some(RunTimings {
-                wall_s: started.elapsed().as_secs_f64(),
-                per_iteration: optimize::per_iter(&outcome.timings, outcome.iters_done),
-            }),
-            outputs: None,
-        };
+        let strokes = scene.as_ref().map(Scene::num_strokes);
+        let record = record_of(model, request, strokes, &outcome, final_score, started);
         drawings.push(Drawing { scene, image, record, background: None });
     }
     Ok(drawings)
+}
+
+/// The record of a finished run of `request`; the clock started at `started`.
+fn record_of(
+    model: &ClipModel,
+    request: &DrawRequest,
+    strokes: Option<i64>,
+    outcome: &optimize::Outcome,
+    final_score: f64,
+    started: Instant,
+) -> Record {
+    let info = model.info();
+    Record {
+        tool: TOOL.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        prompt: request.prompt.clone(),
+        negative_prompts: request.negatives.clone(),
+        seed: request.settings.seed,
+        representation: request.representation,
+        strokes,
+        settings: request.settings.clone(),
+        model: ModelRecord {
+            architecture: info.architecture.clone(),
+            pretrained: info.pretrained.clone(),
+            file: model.name().to_string(),
+        },
+        iterations_done: outcome.iters_done,
+        ending: outcome.ending,
+        interrupted: outcome.ending == Ending::Interrupted,
+        final_score,
+        final_score_augmentations: FINAL_SCORE_AUGS,
+        fingerprint: None,
+        device: Some(format!("{:?}", model.device())),
+        timings: Some(RunTimings {
+            wall_s: started.elapsed().as_secs_f64(),
+            per_iteration: optimize::per_iter(&outcome.timings, outcome.iters_done),
+        }),
+        outputs: None,
+        parent: request.parent.clone(),
+        frozen_strokes: if request.freeze_init {
+            request.init.as_ref().map_or(0, Scene::num_strokes)
+        } else {
+            0
+        },
+        background: request.background.as_ref().map(|b| b.source.clone()),
+        time_limit_s: request.time_limit.map(|t| t.as_secs_f64()),
+    }
 }
 
 /// [`draw_many`] (and so `clipdraw batch`) draws from random strokes on the model's
