@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Rerun the design of the paper's Table 1 with clipdraw and write docs/experiment.md.
 
+Prompts: the paper's seven, then five of ours (four everyday things, one shape).
 Methods (all with the same loss, scored the same way):
   clipdraw        strokes, 8 augmentations per step (the default)
   clipdraw-noaug  strokes, --augs 0 (the paper's "no augmentation" ablation)
   pixels          --representation pixels (the paper's pixel-optimisation baseline)
 
 Every drawing is scored with `clipdraw score` (the paper's metric: mean cosine
-similarity between the prompt and 64 random augmentations of the final image).
+similarity between the prompt and 64 random augmentations of the final image), and
+by the independent judge (tests/data/judge.pt, scripts/train_judge.py): whether one of
+the prompt's concepts is in the judge's top 5 of its 1,002 concepts (prompts with no
+such concept, "Third eye." and the shape, get no judge figure).
 Results are cached per run under OUT_DIR in a folder named by a fingerprint of the
 model and the settings, so an interrupted experiment resumes and a retrained model or
 other settings start afresh. The fingerprint does not cover clipdraw's own code: after
@@ -26,14 +30,21 @@ import subprocess
 import sys
 import time
 
-PROMPTS = [
-    "a red circle",
-    "a blue square",
-    "a green triangle",
-    "a yellow star on the left",
-    "a purple heart at the top",
-    "two black crosses",
-]
+# prompt -> the judge's concepts that count as "shows it" (None: no judge figure)
+PROMPTS = {
+    "A drawing of a cat.": ["cat", "cat-face"],
+    "A painting of a sunset.": ["sunset", "sunrise", "sunrise-over-mountains", "cityscape-at-dusk"],
+    "Underwater.": ["water-wave", "fish", "tropical-fish", "octopus"],
+    "Sheep wearing a top hat.": ["ewe", "ram", "top-hat"],
+    "A 3D rendering of a temple.": ["shinto-shrine", "classical-building", "mosque", "church", "synagogue"],
+    "A watercolor of a firetruck.": ["fire-engine"],
+    "Third eye.": None,
+    "a drawing of a house": ["house", "house-with-garden"],
+    "a sketch of a bicycle": ["bicycle"],
+    "a painting of a snowman": ["snowman", "snowman-without-snow"],
+    "a red car on the left": ["automobile", "racing-car", "police-car", "oncoming-automobile", "taxi"],
+    "a blue circle": None,
+}
 METHODS = {
     "clipdraw": [],
     "clipdraw-noaug": ["--augs", "0"],
@@ -76,6 +87,7 @@ def main():
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/clipdraw"))
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "target/experiment"))
     ap.add_argument("--doc", default=os.path.join(ROOT, "docs/experiment.md"))
+    ap.add_argument("--judge", default=os.path.join(ROOT, "tests/data/judge.pt"))
     args = ap.parse_args()
     if not os.path.exists(args.binary):
         sys.exit(f"experiment: {args.binary} is missing; run scripts/setup.sh first")
@@ -111,10 +123,34 @@ def main():
                 done += 1
                 print(f"\r{done}/{total} runs, {time.time() - t0:.0f} s", end="", file=sys.stderr)
     print(file=sys.stderr)
-    write_doc(args, scores, images, draw_seconds)
+    judged = judge_all(args, run_dir)
+    write_doc(args, scores, images, draw_seconds, judged)
 
 
-def write_doc(args, scores, images, draw_seconds):
+def judge_all(args, run_dir):
+    """(prompt, method) -> [judge hit per seed] for prompts with concepts."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    module = torch.jit.load(args.judge, map_location="cpu")
+    with open(os.path.splitext(args.judge)[0] + ".json") as f:
+        slugs = [c["slug"] for c in json.load(f)["concepts"]]
+    out = {}
+    for prompt, concepts in PROMPTS.items():
+        if concepts is None:
+            continue
+        want = {slugs.index(c) for c in concepts}  # a missing name is a bug here: fail
+        for method in METHODS:
+            pngs = [os.path.join(run_dir, f"{slug(prompt)}-{method}-s{seed}.png") for seed in range(args.seeds)]
+            x = torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in pngs]))
+            with torch.no_grad():
+                top = module(x.permute(0, 3, 1, 2).float() / 255).topk(5, dim=1).indices.tolist()
+            out[(prompt, method)] = [bool(want & set(t)) for t in top]
+    return out
+
+
+def write_doc(args, scores, images, draw_seconds, judged):
     grid = os.path.join(os.path.dirname(args.doc), "experiment-grid.png")
     try:
         from PIL import Image, ImageDraw
@@ -150,11 +186,23 @@ def write_doc(args, scores, images, draw_seconds):
         "`--representation pixels`, a 224×224 image optimised directly (the paper's baseline). "
         "Each cell is the mean ± standard deviation over seeds.",
         "",
-        "| prompt | " + " | ".join(METHODS) + " |",
-        "| --- |" + " --- |" * len(METHODS),
+        "The judge columns give the drawings (of all seeds) whose top 5, among the judge's "
+        "1,002 concepts, holds one of the prompt's concepts; the judge never saw a clipdraw "
+        "drawing (`scripts/train_judge.py`).",
+        "",
+        "| prompt | " + " | ".join(METHODS) + " | " + " | ".join(f"judge: {m}" for m in METHODS) + " |",
+        "| --- |" + " --- |" * (2 * len(METHODS)),
     ]
+
+    def hits(prompt, m):
+        v = judged.get((prompt, m))
+        return "–" if v is None else f"{sum(v)}/{len(v)}"
+
     for prompt in PROMPTS:
-        lines.append(f"| {prompt} | " + " | ".join(cell(scores[(prompt, m)]) for m in METHODS) + " |")
+        lines.append(f"| {prompt} | " + " | ".join(cell(scores[(prompt, m)]) for m in METHODS) + " | "
+                     + " | ".join(hits(prompt, m) for m in METHODS) + " |")
+    tot = {m: [h for (p, mm), v in judged.items() if mm == m for h in v] for m in METHODS}
+    lines.append("| **all judged** | | | | " + " | ".join(f"**{sum(v)}/{len(v)}**" for v in tot.values()) + " |")
 
     def beats(a, b):
         """On how many prompts method a's mean score is above method b's."""

@@ -47,6 +47,10 @@ pub struct ModelInfo {
     /// built-in one); `None` for real CLIPs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_words: Option<Vec<String>>,
+    /// Everyday things the model was trained on, by category (the built-in model
+    /// lists them; `clipdraw info` prints them); `None` for real CLIPs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concepts: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 fn default_vocab() -> i64 {
@@ -463,6 +467,7 @@ mod tests {
             mean: vec![0.5; 3],
             std: vec![0.25; 3],
             known_words: None,
+            concepts: None,
         };
         assert!(good.validate().is_ok());
         let mut bad = good.clone();

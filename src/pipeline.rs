@@ -73,9 +73,17 @@ pub fn prompt_notices(model: &ClipModel, prompt: &str) -> Vec<Notice> {
     let unknown = model.unknown_words(prompt);
     if !unknown.is_empty() {
         let list = unknown.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(", ");
+        let knows = match &model.info().concepts {
+            Some(c) => format!(
+                "this model knows {} everyday things (`clipdraw info` lists them) and simple \
+                 shapes, colours, positions, sizes and counts",
+                c.values().map(Vec::len).sum::<usize>()
+            ),
+            None => "the built-in model knows simple shapes, colours, positions, sizes and counts"
+                .to_string(),
+        };
         out.push(Notice::Note(format!(
-            "the model never saw {list}; the built-in model knows simple shapes, colours, \
-             positions, sizes and counts (use --model with a real CLIP for anything else)"
+            "the model never saw {list}; {knows} (use --model with a real CLIP for anything else)"
         )));
     }
     if model.tokenize(prompt).truncated {
