@@ -2,7 +2,8 @@
 """Train clipdraw's built-in model on everyday things as well as coloured shapes.
 
 The successor of scripts/train_tiny_clip.py (whose shapes, captions, augmentation,
-towers and export it reuses): every batch mixes that script's procedurally drawn
+text tower and export it reuses; the image tower is its own, residual, at 80 px):
+every batch mixes that script's procedurally drawn
 shape scenes with icons of about 1,000 everyday concepts from open emoji and icon sets
 (scripts/icons.py: only the MIT, Apache-2.0 and CC-BY sets; the CC-BY-SA ones are
 held out as the unseen style the retrieval figures are measured on).
@@ -28,11 +29,16 @@ the same arguments continues from it (so a run cut off by --minutes or a kill
 continues where it stopped). Prints held-out figures and writes the model file
 atomically.
 
-Example:
-  python scripts/train_everyday.py --seed 0 --threads 2 --out assets/clipdraw-tiny.pt
+Example (candidate v2, 51 min on 2 cores; then one adversarial round, 7 min):
+  python scripts/train_everyday.py --seed 0 --threads 2 --out v2.pt
+  python scripts/adversarial_drawings.py v2.pt adv --count 118
+  python scripts/train_everyday.py --seed 0 --threads 2 --finetune-from CKPT --adversarial adv
+      --steps 300 --lr 1e-3 --out v2-adv.pt
+(CKPT: the first run's checkpoint, ~/.cache/clipdraw/icons/train-everyday-*.ckpt)
 """
 
 import argparse
+import glob
 import hashlib
 import json
 import math
@@ -310,6 +316,7 @@ class Stream(torch.utils.data.IterableDataset):
         torch.set_num_threads(1)
         con = Concepts(self.data_dir)
         tok = T.Tokens()
+        adv = sorted(glob.glob(os.path.join(self.a.adversarial, "*.png"))) if self.a.adversarial else []
         for k in range(self.start, self.steps):
             rng = np.random.default_rng([self.a.seed, 17, self.stage, k])
             if self.stage == 1:
@@ -318,6 +325,14 @@ class Stream(torch.utils.data.IterableDataset):
                        torch.from_numpy(classes), torch.from_numpy(concept))
             else:
                 imgs, caps, m, labels, classes, concept, n_cap_img = make_batch(rng, con, self.a)
+                if adv:  # the model's own drawings: negatives for every caption
+                    pick = [adv[int(j)] for j in rng.choice(len(adv), self.a.adv, replace=False)]
+                    extra = np.stack([np.asarray(Image.open(f).convert("RGB").resize((S, S))) for f in pick])
+                    imgs = np.concatenate([imgs, extra])
+                    m = np.concatenate([m, np.zeros((len(m), len(extra)), np.float32)], 1)
+                    labels = np.concatenate([labels, np.zeros((len(extra), T.N_LABELS), np.float32)])
+                    classes = np.concatenate([classes, np.full((len(extra), 2), -1, np.int64)])
+                    concept = np.concatenate([concept, np.full(len(extra), -1, np.int64)])
                 yield (T.augmented_input(torch, rng, imgs), tok(caps), torch.from_numpy(m),
                        torch.from_numpy(labels), torch.from_numpy(classes), torch.from_numpy(concept),
                        n_cap_img)
@@ -405,6 +420,11 @@ def parse_args(argv=None):
     p.add_argument("--bn-batches", type=int, default=16)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--finetune-from", default=None,
+                   help="start stage 2 from this checkpoint's weights (skips stage 1)")
+    p.add_argument("--adversarial", default=None,
+                   help="a folder of clipdraw drawings (PNG) made against the model: negatives for every caption")
+    p.add_argument("--adv", type=int, default=8, help="adversarial negatives per batch")
     return p.parse_args(argv)
 
 
@@ -477,6 +497,14 @@ def main(argv=None):
         tmp = f"{ckpt}.tmp-{os.getpid()}"
         torch.save(st, tmp)
         os.replace(tmp, ckpt)
+
+    if a.finetune_from and not os.path.exists(ckpt):
+        st = torch.load(a.finetune_from, weights_only=False)
+        for k, m in modules.items():
+            m.load_state_dict(st[k])
+        logit_scale.data.copy_(st["scale"])
+        stage, done, spent = 2, 0, 0.0
+        print(f"fine-tuning from {a.finetune_from} ({st['minutes']:.1f} min of training before)", flush=True)
 
     t_proc = time.time()
 
