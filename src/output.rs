@@ -229,6 +229,17 @@ pub fn load_image(path: &Path) -> Result<Tensor> {
         let tree = usvg::Tree::from_str(text, &usvg::Options::default())
             .map_err(|e| anyhow!("{} is not a valid SVG: {e}", path.display()))?;
         let s = tree.size().to_int_size();
+        // checked before allocating: a header can promise any size (40 GB for
+        // 100000x100000), and a failed allocation aborts the process
+        if s.width().max(s.height()) > crate::request::MAX_IMAGE_PX {
+            bail!(
+                "{} is {}x{} pixels; clipdraw reads images of at most {} pixels a side",
+                path.display(),
+                s.width(),
+                s.height(),
+                crate::request::MAX_IMAGE_PX
+            );
+        }
         let mut pixmap = resvg::tiny_skia::Pixmap::new(s.width(), s.height())
             .ok_or_else(|| anyhow!("{} has an empty size", path.display()))?;
         resvg::render(&tree, resvg::tiny_skia::Transform::identity(), &mut pixmap.as_mut());

@@ -322,6 +322,25 @@ fn score_reads_png_and_svg_and_agrees_between_them() {
     assert_clean_error(&o, "prompt is empty");
 }
 
+/// An SVG whose header promises 100000x100000 pixels (a 40 GB pixmap) is refused
+/// before anything is allocated; it used to abort with "memory allocation of
+/// 40000000000 bytes failed". The run is held to 6 GB of address space, so a
+/// regression fails here instead of exhausting the machine.
+#[test]
+fn score_refuses_an_svg_that_promises_a_huge_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" width="100000" height="100000"><rect width="9" height="9"/></svg>"#;
+    std::fs::write(dir.path().join("big.svg"), svg).unwrap();
+    let o = std::process::Command::new("bash")
+        .current_dir(dir.path())
+        .args(["-c", "ulimit -v 6000000; exec \"$0\" score big.svg 'a red star' --model \"$1\""])
+        .arg(clipdraw().get_program())
+        .arg(tiny())
+        .output()
+        .unwrap();
+    assert_clean_error(&o, "big.svg is 100000x100000 pixels");
+}
+
 #[test]
 fn pixel_baseline_writes_png_and_json_only() {
     let dir = tempfile::tempdir().unwrap();
