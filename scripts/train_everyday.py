@@ -450,10 +450,8 @@ def main(argv=None):
     a = parse_args(argv)
     import torch.nn.functional as F
     import export_clip
-    import open_clip
 
     torch.set_num_threads(a.threads)
-    t_start = time.time()
     data_dir = icons.prepare()
     con = Concepts(data_dir)
     tok = T.Tokens()
@@ -660,13 +658,6 @@ def main(argv=None):
         res[f"{s} (filled)"] = retrieval(torch, img_enc, txt_enc, tok, con, *held[s])
         res[f"{s} (outlines)"] = retrieval(torch, img_enc, txt_enc, tok, con, *held_out_images(con, s, "outline"))
 
-    torch.backends.mha.set_fastpath_enabled(False)
-    g = torch.Generator().manual_seed(a.seed)
-    ex_img = torch.randn(2, 3, S, S, generator=g)
-    ex_txt = tok(["a drawing of a red circle", "a drawing of a cat"])
-    with torch.no_grad():
-        image_ts = torch.jit.trace(img_enc, ex_img, check_trace=False)
-        text_ts = torch.jit.trace(txt_enc, ex_txt, check_trace=False)
     ns = argparse.Namespace(arch=ARCH, pretrained=None)
     meta = export_clip.make_meta(ns, S, T.CONTEXT, a.embed, 49408, list(T.MEAN), list(T.STD))
     cats = {}
@@ -687,25 +678,9 @@ def main(argv=None):
                                       for c, v in r.items()} for name, r in res.items()},
         "logit_scale": round(float(logit_scale.exp().clamp(max=100)), 3),
     })
-    with open(open_clip.tokenizer.default_bpe(), "rb") as f:
-        bpe_gz = f.read()
-    bundle = export_clip.make_bundle(image_ts, text_ts, meta, bpe_gz)
+    _, acc_re = T.write_bundle(torch, img_enc, txt_enc, tok, meta, a.out, eval_tasks, acc_shapes, a.seed,
+                               ["a drawing of a red circle", "a drawing of a cat"])
     out = os.path.abspath(a.out)
-    tmp = f"{out}.tmp-{os.getpid()}"
-    try:
-        bundle.save(tmp)
-        loaded = torch.jit.load(tmp, map_location="cpu")
-        acc_re = T.evaluate(torch, loaded.encode_image, loaded.encode_text, tok, eval_tasks)
-        if any(abs(acc_re[k] - acc_shapes[k]) > 0.02 for k in acc_shapes):
-            export_clip.fail(f"reloaded accuracy differs: {acc_re} vs {acc_shapes}")
-        x = torch.randn(3, 3, S, S, requires_grad=True)
-        loaded.encode_image(x).pow(2).sum().backward()
-        if x.grad is None or not torch.isfinite(x.grad).all() or x.grad.abs().max() == 0:
-            export_clip.fail("backward through the reloaded encode_image does not reach the input")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     print(f"\nwrote {out}: {ARCH}, {os.path.getsize(out) / 1e6:.2f} MB, {nparam / 1e6:.2f} M parameters, "
           f"{a.pretrain_steps}+{a.steps} steps in {train_min:.1f} min ({a.threads} threads), seed {a.seed}")
     print("\nheld-out zero-shot accuracy, shapes:")

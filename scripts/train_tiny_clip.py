@@ -918,6 +918,43 @@ def recalibrate_bn(torch, model, seed, pairs, clutter, n_batches):
     model.eval()
 
 
+def write_bundle(torch, img_enc, txt_enc, tok, meta, out, eval_tasks, acc, seed, example_texts):
+    """Traces both towers and writes them with `meta` as one model file (export_clip's
+    bundle), atomically: the file is reloaded first and must give the held-out accuracy
+    `acc` within 2 points and a backward pass that reaches its input. Returns the
+    reloaded module and its accuracy."""
+    import export_clip
+    import open_clip
+
+    torch.backends.mha.set_fastpath_enabled(False)
+    g = torch.Generator().manual_seed(seed)
+    ex_img = torch.randn(2, 3, S, S, generator=g)
+    ex_txt = tok(example_texts)
+    with torch.no_grad():
+        image_ts = torch.jit.trace(img_enc, ex_img, check_trace=False)
+        text_ts = torch.jit.trace(txt_enc, ex_txt, check_trace=False)
+    with open(open_clip.tokenizer.default_bpe(), "rb") as f:
+        bpe_gz = f.read()
+    bundle = export_clip.make_bundle(image_ts, text_ts, meta, bpe_gz)
+    out = os.path.abspath(out)
+    tmp = f"{out}.tmp-{os.getpid()}"
+    try:
+        bundle.save(tmp)
+        loaded = torch.jit.load(tmp, map_location="cpu")
+        acc_re = evaluate(torch, loaded.encode_image, loaded.encode_text, tok, eval_tasks)
+        x = torch.randn(3, 3, S, S, requires_grad=True)
+        loaded.encode_image(x).pow(2).sum().backward()
+        if x.grad is None or not torch.isfinite(x.grad).all() or x.grad.abs().max() == 0:
+            export_clip.fail("backward through the reloaded encode_image does not reach the input")
+        if any(abs(acc_re[k] - acc[k]) > 0.02 for k in acc):
+            export_clip.fail(f"reloaded accuracy differs: {acc_re} vs {acc}")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return loaded, acc_re
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, default=0)
@@ -949,7 +986,6 @@ def main(argv=None):
     import torch
     import torch.nn.functional as F
     import export_clip
-    import open_clip
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -1067,14 +1103,6 @@ def main(argv=None):
     acc_clean = evaluate(torch, img_enc, txt_enc, tok, eval_tasks)
     acc_aug = evaluate(torch, img_enc, txt_enc, tok, eval_tasks, aug_seed=args.seed + 31)
 
-    # export: trace both towers, bundle through export_clip
-    torch.backends.mha.set_fastpath_enabled(False)
-    g = torch.Generator().manual_seed(args.seed)
-    ex_img = torch.randn(2, 3, S, S, generator=g)
-    ex_txt = tok(["a drawing of a red circle", "a blue square on the left"])
-    with torch.no_grad():
-        image_ts = torch.jit.trace(img_enc, ex_img, check_trace=False)
-        text_ts = torch.jit.trace(txt_enc, ex_txt, check_trace=False)
     ns = argparse.Namespace(arch=ARCH, pretrained=None)
     meta = export_clip.make_meta(ns, S, CONTEXT, args.embed, 49408, list(MEAN), list(STD))
     meta.update({
@@ -1088,25 +1116,9 @@ def main(argv=None):
         "zero_shot_accuracy_augmented": {k: round(v, 4) for k, v in acc_aug.items()},
         "logit_scale": round(float(logit_scale.exp().clamp(max=100)), 3),
     })
-    with open(open_clip.tokenizer.default_bpe(), "rb") as f:
-        bpe_gz = f.read()
-    bundle = export_clip.make_bundle(image_ts, text_ts, meta, bpe_gz)
+    loaded, acc_re = write_bundle(torch, img_enc, txt_enc, tok, meta, args.out, eval_tasks, acc_clean, args.seed,
+                                  ["a drawing of a red circle", "a blue square on the left"])
     out = os.path.abspath(args.out)
-    tmp = f"{out}.tmp-{os.getpid()}"
-    try:
-        bundle.save(tmp)
-        loaded = torch.jit.load(tmp, map_location="cpu")
-        acc_re = evaluate(torch, loaded.encode_image, loaded.encode_text, tok, eval_tasks)
-        x = torch.randn(3, 3, S, S, requires_grad=True)
-        loaded.encode_image(x).pow(2).sum().backward()
-        if x.grad is None or not torch.isfinite(x.grad).all() or x.grad.abs().max() == 0:
-            export_clip.fail("backward through the reloaded encode_image does not reach the input")
-        if any(abs(acc_re[k] - acc_clean[k]) > 0.02 for k in acc_clean):
-            export_clip.fail(f"reloaded accuracy differs: {acc_re} vs {acc_clean}")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
     # speed of encode_image forward + backward, batch 8 (what clipdraw does per iteration)
     x = torch.randn(8, 3, S, S, requires_grad=True)
