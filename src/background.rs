@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use tch::{Kind, Tensor};
 
 use crate::record::FileRef;
@@ -42,16 +42,22 @@ pub enum Format {
 /// Reads `path` and tells its format; errors name the file.
 pub fn probe(path: &Path) -> Result<(Vec<u8>, Format)> {
     let bytes = std::fs::read(path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
-    let format = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+    let format = sniff(&bytes)
+        .ok_or_else(|| anyhow!("{} is not a PNG, JPEG or SVG file", path.display()))?;
+    Ok((bytes, format))
+}
+
+/// The format of `bytes` by their first bytes, if clipdraw reads it.
+pub fn sniff(bytes: &[u8]) -> Option<Format> {
+    Some(if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         Format::Png
     } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
         Format::Jpeg
     } else if bytes.trim_ascii_start().starts_with(b"<") {
         Format::Svg
     } else {
-        bail!("{} is not a PNG, JPEG or SVG file", path.display());
-    };
-    Ok((bytes, format))
+        return None;
+    })
 }
 
 impl Background {
@@ -59,14 +65,24 @@ impl Background {
     /// scaled to cover the canvas and centred (the overflow is cut off).
     pub fn load(path: &Path, canvas: Canvas) -> Result<Background> {
         let (bytes, format) = probe(path)?;
+        Self::from_bytes(path, bytes, format, canvas)
+    }
+
+    /// [`Background::load`] of bytes already read and sniffed; `path` names them.
+    pub fn from_bytes(
+        path: &Path,
+        bytes: Vec<u8>,
+        format: Format,
+        canvas: Canvas,
+    ) -> Result<Background> {
         let (w, h) = (canvas.width as u32, canvas.height as u32);
         let rgba = match format {
             Format::Svg => render_svg(&bytes, w, h)
                 .map_err(|e| anyhow!("cannot use {} as a background: {e}", path.display()))?,
             Format::Png | Format::Jpeg => {
-                let img = image::load_from_memory(&bytes)
-                    .map_err(|e| anyhow!("{} is not a readable PNG or JPEG: {e}", path.display()))?
-                    .to_rgba8();
+                let img = crate::output::decode_image(&bytes).map_err(|e| {
+                    anyhow!("{} is not a readable PNG or JPEG: {e}", path.display())
+                })?;
                 cover(&img, w, h)
             }
         };
@@ -128,8 +144,8 @@ fn cover(img: &image::RgbaImage, w: u32, h: u32) -> Vec<u8> {
 /// alpha.
 fn render_svg(bytes: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
     let text = std::str::from_utf8(bytes).map_err(|_| anyhow!("it is not UTF-8 SVG text"))?;
-    let tree = usvg::Tree::from_str(text, &usvg::Options::default())
-        .map_err(|e| anyhow!("it is not a readable SVG: {e}"))?;
+    let tree =
+        crate::svg::parse_tree(text).map_err(|e| anyhow!("it is not a readable SVG: {e}"))?;
     let s = tree.size();
     let scale = (w as f32 / s.width()).max(h as f32 / s.height());
     let (dx, dy) = ((w as f32 - s.width() * scale) / 2.0, (h as f32 - s.height() * scale) / 2.0);

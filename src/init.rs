@@ -59,8 +59,8 @@ impl InitFile {
             std::fs::read(path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| anyhow!("{} is not an SVG file (not UTF-8 text)", path.display()))?;
-        let tree = usvg::Tree::from_str(text, &usvg::Options::default())
-            .map_err(|e| anyhow!("{} is not an SVG file: {e}", path.display()))?;
+        let tree = crate::svg::parse_tree(text)
+            .map_err(|e| anyhow!("{} is not an SVG clipdraw can read: {e}", path.display()))?;
         let size = tree.size();
         let canvas = Canvas::new(size.width().ceil() as i64, size.height().ceil() as i64)
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;

@@ -34,6 +34,7 @@
 //! | [`optimize`] | the loop, Adam and the score |
 //! | [`svg`] | scenes as SVG and back |
 //! | [`output`] | atomic writes, PNG encoding, reading images |
+//! | [`signals`] | SIGINT, SIGTERM and SIGHUP: stop, save, exit 128 + signal |
 //! | [`device`] | choosing a device |
 //! | [`watch`] | watching a run: terminal preview, preview PNG, timelapse, frames |
 //! | [`batch`] | `clipdraw batch`: job lists, resuming, shards, the gallery |
@@ -50,6 +51,8 @@ pub mod background;
 pub mod batch;
 pub mod constraints;
 pub mod device;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod init;
 pub mod model;
 pub mod optimize;
@@ -59,6 +62,7 @@ pub mod raster;
 pub mod record;
 pub mod request;
 pub mod scene;
+pub mod signals;
 pub mod svg;
 pub mod tokenizer;
 pub mod watch;

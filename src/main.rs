@@ -8,8 +8,6 @@ mod version;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use anyhow::Result;
 use clap::error::{ContextKind, ErrorKind};
@@ -22,6 +20,7 @@ use clap::{CommandFactory, FromArgMatches};
 use clipdraw::batch;
 use clipdraw::output::{self, OutputPaths};
 use clipdraw::pipeline::{self, Notice};
+use clipdraw::signals;
 use clipdraw::tokenizer::Tokenizer;
 use clipdraw::watch::{TerminalPreview, Watcher};
 use clipdraw::{device, optimize::Ending, ClipModel, Control, Representation};
@@ -29,8 +28,6 @@ use ui::{ColorChoice, Level, Ui};
 
 /// Exit status for errors (as ripgrep).
 const EXIT_ERROR: i32 = 2;
-/// Exit status after Ctrl-C (128 + SIGINT), once the drawing is saved.
-const EXIT_INTERRUPTED: i32 = 130;
 /// Exit status when the optimisation diverged (the last finite drawing is saved).
 const EXIT_DIVERGED: i32 = 1;
 
@@ -173,7 +170,7 @@ fn run(config: Config) -> Result<i32> {
 
 fn run_batch(c: BatchConfig, ui: Ui) -> Result<i32> {
     // Installed first: a stop before the first iteration ends the run cleanly.
-    progress::install_stop_signals();
+    signals::install();
     let jobs = batch::jobs::load(&c.jobs, &c.defaults)?;
     let shard = batch::shard::resolve(c.shard, c.shards, |k| std::env::var(k).ok())?;
     let resolved = device::resolve(c.device)?;
@@ -189,16 +186,16 @@ fn run_batch(c: BatchConfig, ui: Ui) -> Result<i32> {
         shard,
     };
     let mut bars = progress::BatchProgress::new(c.quiet, c.json);
-    let stop = || progress::stop_signal().is_some();
+    let stop = || signals::stop_signal().is_some();
     let summary = batch::run(&model, &jobs, &opts, &stop, &mut bars)?;
     bars.finish();
     if summary.stopped {
-        let sig = progress::stop_signal().unwrap_or(libc::SIGINT);
+        let sig = signals::stop_signal().unwrap_or(libc::SIGINT);
         // Printed even with -q: a cluster job's log must say why it ended.
         eprintln!(
             "clipdraw: stopped; unfinished drawings are saved with checkpoints; run the same command to resume"
         );
-        return Ok(128 + sig);
+        return Ok(signals::exit_status(sig));
     }
     if !c.quiet {
         ui.note(&format!(
@@ -278,20 +275,6 @@ fn render(c: RenderConfig) -> Result<i32> {
     Ok(0)
 }
 
-/// Ctrl-C count, shared with the signal handler.
-fn install_interrupt_handler() -> Arc<AtomicUsize> {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    let _ = ctrlc::set_handler(move || {
-        // The first Ctrl-C finishes the step and saves; a second one quits at once.
-        if h.fetch_add(1, Ordering::SeqCst) >= 1 {
-            eprintln!("\nclipdraw: interrupted again; quitting without saving");
-            std::process::exit(EXIT_INTERRUPTED);
-        }
-    });
-    hits
-}
-
 fn progress_bar(iters: u32, ui: Ui) -> indicatif::ProgressBar {
     // Drawn on stderr, so shown only when stderr is a terminal; -vv prints every
     // iteration as a line instead.
@@ -308,16 +291,17 @@ fn progress_bar(iters: u32, ui: Ui) -> indicatif::ProgressBar {
 }
 
 fn draw(c: DrawConfig, ui: Ui) -> Result<i32> {
-    // Installed first: a Ctrl-C while the model loads still saves a drawing.
-    let hits = install_interrupt_handler();
+    // Installed first: a stop signal while the model loads still saves a drawing
+    // (the loop stops after its first step).
+    signals::install();
     match c.seeds.clone() {
-        Some(seeds) => draw_seeds(c, &seeds, &hits, ui),
-        None => draw_one(c, &hits, ui),
+        Some(seeds) => draw_seeds(c, &seeds, ui),
+        None => draw_one(c, ui),
     }
 }
 
 /// `--seeds`: one drawing per seed at STEM-sSEED, every target checked first.
-fn draw_seeds(c: DrawConfig, seeds: &[u64], hits: &Arc<AtomicUsize>, ui: Ui) -> Result<i32> {
+fn draw_seeds(c: DrawConfig, seeds: &[u64], ui: Ui) -> Result<i32> {
     let w = &c.watch;
     if w.timelapse.is_some() || w.frames_dir.is_some() || w.preview_png.is_some() {
         anyhow::bail!("--seeds draws several drawings; --timelapse, --frames and --preview-png name one file each (draw one seed at a time for them)");
@@ -346,7 +330,7 @@ fn draw_seeds(c: DrawConfig, seeds: &[u64], hits: &Arc<AtomicUsize>, ui: Ui) -> 
             .check_writable(with_svg, c.force)?;
     }
     for one in configs {
-        let code = draw_one(one, hits, ui)?;
+        let code = draw_one(one, ui)?;
         if code != 0 {
             return Ok(code);
         }
@@ -354,7 +338,7 @@ fn draw_seeds(c: DrawConfig, seeds: &[u64], hits: &Arc<AtomicUsize>, ui: Ui) -> 
     Ok(0)
 }
 
-fn draw_one(c: DrawConfig, hits: &Arc<AtomicUsize>, ui: Ui) -> Result<i32> {
+fn draw_one(c: DrawConfig, ui: Ui) -> Result<i32> {
     let req = &c.request;
     let stem = c
         .output
@@ -418,7 +402,7 @@ fn draw_one(c: DrawConfig, hits: &Arc<AtomicUsize>, ui: Ui) -> Result<i32> {
         if let Err(e) = watcher.on_step(step) {
             watch_error = Some(e);
         }
-        if hits.load(Ordering::SeqCst) > 0 || watch_error.is_some() {
+        if signals::stop_signal().is_some() || watch_error.is_some() {
             Control::Stop
         } else {
             Control::Continue
@@ -468,7 +452,14 @@ fn draw_one(c: DrawConfig, hits: &Arc<AtomicUsize>, ui: Ui) -> Result<i32> {
                 "interrupted after {} iterations; the drawing so far is saved",
                 record.iterations_done
             ));
-            Ok(EXIT_INTERRUPTED)
+            Ok(signals::exit_status(signals::stop_signal().unwrap_or(libc::SIGINT)))
+        }
+        Ending::OutOfMemory => {
+            ui.error(&format!(
+                "ran out of memory at iteration {}; saved the drawing so far (try fewer strokes or augmentations, or a smaller canvas)",
+                record.iterations_done + 1
+            ));
+            Ok(EXIT_ERROR)
         }
         Ending::NonFinite => {
             ui.error(&format!(

@@ -394,8 +394,13 @@ fn read_info(module: &CModule) -> Result<ModelInfo> {
     let IValue::String(json) = value else {
         bail!("metadata() returned {value:?}, expected a JSON string");
     };
+    parse_info(&json)
+}
+
+/// A model file's metadata (the JSON its `metadata()` returns), checked.
+pub fn parse_info(json: &str) -> Result<ModelInfo> {
     let info: ModelInfo =
-        serde_json::from_str(&json).map_err(|e| anyhow!("metadata is not valid: {e}"))?;
+        serde_json::from_str(json).map_err(|e| anyhow!("metadata is not valid: {e}"))?;
     info.validate().map_err(|e| anyhow!("metadata is inconsistent: {e}"))?;
     Ok(info)
 }

@@ -106,6 +106,62 @@ pub enum Ending {
     NonFinite,
     /// The request's time limit was reached; the drawing is the one at that point.
     TimeLimit,
+    /// An iteration could not allocate its memory (CUDA or host); the scene is the
+    /// one before it.
+    OutOfMemory,
+}
+
+thread_local! {
+    /// Set while [`guarded`] runs: the panic hook then keeps the message for it.
+    static GUARDED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`, turning a panic that carries libtorch's out-of-memory error into that
+/// error. tch panics instead of returning an error when an operation with a scalar
+/// argument fails (the scalar's drop finds the operation's error pending and
+/// unwraps it), so a failed allocation can surface as a panic. Other panics go on
+/// as before, their message printed as the default hook would.
+fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let kept = GUARDED.with(|g| {
+                let mut g = g.borrow_mut();
+                match g.as_mut() {
+                    Some(slot) => {
+                        *slot = info.to_string();
+                        true
+                    }
+                    None => false,
+                }
+            });
+            if !kept {
+                previous(info);
+            }
+        }));
+    });
+    GUARDED.with(|g| *g.borrow_mut() = Some(String::new()));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    let message = GUARDED.with(|g| g.borrow_mut().take()).unwrap_or_default();
+    match result {
+        Ok(r) => r,
+        Err(payload) => {
+            let e = anyhow::anyhow!("{message}");
+            if is_out_of_memory(&e) {
+                Err(e)
+            } else {
+                eprintln!("{message}");
+                std::panic::resume_unwind(payload)
+            }
+        }
+    }
+}
+
+/// Whether `e` is libtorch's allocation failure, on CUDA or on the host.
+pub fn is_out_of_memory(e: &anyhow::Error) -> bool {
+    let text = format!("{e:#}");
+    text.contains("out of memory") || text.contains("can't allocate memory")
 }
 
 /// What [`optimize`] did.
@@ -389,70 +445,84 @@ pub fn optimize_many<D: Trainable>(
     };
     for t in done + 1..=first.iters {
         let backup = drawing.snapshot()?;
-        let t0 = Instant::now();
-        let image = drawing.render()?; // (N, 3, H, W)
-        let (got, _, _, _) = image.size4()?;
-        if got != n {
-            bail!("the drawing renders {got} images for {n} prompts");
-        }
-        sync(image.device());
-        let t1 = Instant::now();
-        let mut parts = Vec::with_capacity(rngs.len());
-        for (i, rng) in rngs.iter_mut().enumerate() {
-            let augs: Vec<Augmentation> =
-                (0..first.augs).map(|_| Augmentation::random(rng, height, width)).collect();
-            let one =
-                if n == 1 { image.shallow_clone() } else { image.f_narrow(0, i as i64, 1)? };
-            parts.push(model_batch(model, &one, &augs)?); // (max(D, 1), 3, V, V)
-        }
-        let batch = if n == 1 { parts.remove(0) } else { Tensor::f_cat(&parts, 0)? }; // (B, 3, V, V)
-        sync(batch.device());
-        let t2 = Instant::now();
-        let feats = model.embed_images(&batch)?; // (B, E), B = N·max(D, 1)
-        let per = feats.size2()?.0 / n;
-        let mut loss: Option<Tensor> = None;
-        let mut sims_each = Vec::with_capacity(targets.len());
-        for (i, target) in targets.iter().enumerate() {
-            let f = if n == 1 {
-                feats.shallow_clone()
-            } else {
-                feats.f_narrow(0, i as i64 * per, per)?
-            };
-            let sims = f.f_matmul(&target.prompt.f_transpose(0, 1)?)?; // (D, 1)
-            let mut term = sims.f_sum(Kind::Float)?.f_neg()?;
-            if target.negatives.size()[0] > 0 {
-                let neg = f.f_matmul(&target.negatives.f_transpose(0, 1)?)?; // (D, Q)
-                term = term.f_add(&neg.f_sum(Kind::Float)?.f_mul_scalar(first.negative_weight)?)?;
+        // One iteration; an allocation failure (CUDA or host out of memory) ends the
+        // run with the drawing before it, which the caller saves.
+        let stepped = guarded(|| -> Result<(bool, f64, Vec<f64>)> {
+            let t0 = Instant::now();
+            let image = drawing.render()?; // (N, 3, H, W)
+            let (got, _, _, _) = image.size4()?;
+            if got != n {
+                bail!("the drawing renders {got} images for {n} prompts");
             }
-            loss = Some(match loss {
-                None => term,
-                Some(sum) => sum.f_add(&term)?,
-            });
-            sims_each.push(sims);
-        }
-        let Some(loss) = loss else { bail!("no drawings to optimise") };
-        loss.f_backward()?;
-        let loss_v = loss.f_double_value(&[])?;
-        let scores: Vec<f64> = sims_each
-            .iter()
-            .map(|s| s.f_mean(Kind::Float)?.f_double_value(&[]))
-            .collect::<Result<_, _>>()?;
-        let score =
-            if n == 1 { scores[0] } else { scores.iter().sum::<f64>() / scores.len() as f64 };
-        let t3 = Instant::now();
-        {
-            let _guard = tch::no_grad_guard();
-            for (slot, (p, lr)) in slots.iter_mut().zip(drawing.params_mut(first, t - 1)) {
-                slot.step(p, lr, t)?;
+            sync(image.device());
+            let t1 = Instant::now();
+            let mut parts = Vec::with_capacity(rngs.len());
+            for (i, rng) in rngs.iter_mut().enumerate() {
+                let augs: Vec<Augmentation> =
+                    (0..first.augs).map(|_| Augmentation::random(rng, height, width)).collect();
+                let one =
+                    if n == 1 { image.shallow_clone() } else { image.f_narrow(0, i as i64, 1)? };
+                parts.push(model_batch(model, &one, &augs)?); // (max(D, 1), 3, V, V)
             }
-            drawing.clamp_(first)?;
-        }
-        let ok = loss_v.is_finite() && drawing.all_finite()?;
-        let t4 = Instant::now();
-        timings.raster_s += (t1 - t0).as_secs_f64();
-        timings.augment_s += (t2 - t1).as_secs_f64();
-        timings.clip_s += (t3 - t2).as_secs_f64();
-        timings.step_s += (t4 - t3).as_secs_f64();
+            let batch = if n == 1 { parts.remove(0) } else { Tensor::f_cat(&parts, 0)? }; // (B, 3, V, V)
+            sync(batch.device());
+            let t2 = Instant::now();
+            let feats = model.embed_images(&batch)?; // (B, E), B = N·max(D, 1)
+            let per = feats.size2()?.0 / n;
+            let mut loss: Option<Tensor> = None;
+            let mut sims_each = Vec::with_capacity(targets.len());
+            for (i, target) in targets.iter().enumerate() {
+                let f = if n == 1 {
+                    feats.shallow_clone()
+                } else {
+                    feats.f_narrow(0, i as i64 * per, per)?
+                };
+                let sims = f.f_matmul(&target.prompt.f_transpose(0, 1)?)?; // (D, 1)
+                let mut term = sims.f_sum(Kind::Float)?.f_neg()?;
+                if target.negatives.size()[0] > 0 {
+                    let neg = f.f_matmul(&target.negatives.f_transpose(0, 1)?)?; // (D, Q)
+                    term =
+                        term.f_add(&neg.f_sum(Kind::Float)?.f_mul_scalar(first.negative_weight)?)?;
+                }
+                loss = Some(match loss {
+                    None => term,
+                    Some(sum) => sum.f_add(&term)?,
+                });
+                sims_each.push(sims);
+            }
+            let Some(loss) = loss else { bail!("no drawings to optimise") };
+            loss.f_backward()?;
+            let loss_v = loss.f_double_value(&[])?;
+            let scores: Vec<f64> = sims_each
+                .iter()
+                .map(|s| s.f_mean(Kind::Float)?.f_double_value(&[]))
+                .collect::<Result<_, _>>()?;
+            let score =
+                if n == 1 { scores[0] } else { scores.iter().sum::<f64>() / scores.len() as f64 };
+            let t3 = Instant::now();
+            {
+                let _guard = tch::no_grad_guard();
+                for (slot, (p, lr)) in slots.iter_mut().zip(drawing.params_mut(first, t - 1)) {
+                    slot.step(p, lr, t)?;
+                }
+                drawing.clamp_(first)?;
+            }
+            let ok = loss_v.is_finite() && drawing.all_finite()?;
+            let t4 = Instant::now();
+            timings.raster_s += (t1 - t0).as_secs_f64();
+            timings.augment_s += (t2 - t1).as_secs_f64();
+            timings.clip_s += (t3 - t2).as_secs_f64();
+            timings.step_s += (t4 - t3).as_secs_f64();
+            Ok((ok, score, scores))
+        });
+        let (ok, score, scores) = match stepped {
+            Ok(v) => v,
+            Err(e) if is_out_of_memory(&e) => {
+                *drawing = backup;
+                return finish(drawing, t - 1, Ending::OutOfMemory, timings);
+            }
+            Err(e) => return Err(e),
+        };
         if !ok {
             *drawing = backup;
             return finish(drawing, t - 1, Ending::NonFinite, timings);

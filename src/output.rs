@@ -53,8 +53,12 @@ impl OutputPaths {
 }
 
 /// Writes `drawing` as `paths` says (SVG for strokes, PNG at `png_size` px, the JSON
-/// sidecar with the full record, in that order, each atomically) and returns the
-/// paths written. Nothing is written unless the drawing renders and encodes.
+/// sidecar with the full record) and returns the paths written.
+///
+/// All or nothing: every file is written in full to a temporary name first (a full
+/// disk fails here and changes nothing), then each is moved to its final name. The
+/// SVG goes first and claims the stem: when another process wrote the same stem
+/// meanwhile, this one errors and leaves that process's files alone.
 pub fn write_drawing(
     drawing: &Drawing,
     paths: &OutputPaths,
@@ -68,12 +72,42 @@ pub fn write_drawing(
     let mut record = drawing.record.clone();
     record.outputs = Some(written.clone());
     let sidecar = serde_json::to_string_pretty(&record)?;
+    let mut files: Vec<(&Path, &[u8])> = Vec::new();
     if let Some(svg) = &svg {
-        write_atomic(&paths.svg, svg.as_bytes(), force)?;
+        files.push((&paths.svg, svg.as_bytes()));
     }
-    write_atomic(&paths.png, &png, force)?;
-    write_atomic(&paths.json, sidecar.as_bytes(), force)?;
+    files.push((&paths.png, &png));
+    files.push((&paths.json, sidecar.as_bytes()));
+    write_all_atomic(&files, force)?;
     Ok(written)
+}
+
+/// Writes several files all or nothing: each in full to a temporary name, then each
+/// moved to its final name. If a move fails, the files this call already put in
+/// place are removed again (unless `force` replaced earlier ones).
+pub fn write_all_atomic(files: &[(&Path, &[u8])], force: bool) -> Result<()> {
+    let _writing = crate::signals::Writing::start();
+    let mut staged: Vec<PathBuf> = Vec::new();
+    let result = (|| -> Result<()> {
+        for (path, bytes) in files {
+            staged.push(stage(path, bytes)?);
+        }
+        for (i, ((path, _), tmp)) in files.iter().zip(&staged).enumerate() {
+            if let Err(e) = publish(tmp, path, force) {
+                if !force {
+                    for (done, _) in &files[..i] {
+                        let _ = std::fs::remove_file(done);
+                    }
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    })();
+    for tmp in &staged {
+        let _ = std::fs::remove_file(tmp);
+    }
+    result
 }
 
 /// A file stem made from the prompt and seed: `a-drawing-of-a-cat-s0`.
@@ -127,28 +161,50 @@ fn parent_dir(path: &Path) -> PathBuf {
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory,
 /// then a rename (`force`) or a hard link that fails if `path` exists.
 pub fn write_atomic(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    write_all_atomic(&[(path, bytes)], force)
+}
+
+/// Writes `bytes` in full (and to the disk) under a hidden temporary name beside
+/// `path`, and returns that name. Nothing is left behind on failure.
+fn stage(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
     let dir = parent_dir(path);
     let name = path.file_name().ok_or_else(|| anyhow!("{} has no file name", path.display()))?;
     let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    let result = (|| -> Result<()> {
+    let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
-        if force {
-            std::fs::rename(&tmp, path)?;
-        } else {
-            std::fs::hard_link(&tmp, path).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    anyhow!("{} appeared while drawing (use --force to overwrite)", path.display())
-                } else {
-                    anyhow!(e)
-                }
-            })?;
-        }
-        Ok(())
+        f.sync_all()
     })();
-    let _ = std::fs::remove_file(&tmp);
-    result.with_context(|| format!("cannot write {}", path.display()))
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(anyhow!("cannot write {}: {}", path.display(), io_reason(&e)))
+        }
+    }
+}
+
+/// Moves a staged file to `path`: a rename when `force`, else a hard link that
+/// fails if `path` exists (another process wrote it meanwhile).
+fn publish(tmp: &Path, path: &Path, force: bool) -> Result<()> {
+    let r = if force { std::fs::rename(tmp, path) } else { std::fs::hard_link(tmp, path) };
+    r.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow!("{} appeared while drawing (use --force to overwrite)", path.display())
+        } else {
+            anyhow!("cannot write {}: {}", path.display(), io_reason(&e))
+        }
+    })
+}
+
+/// An I/O error in words, with the case users meet most said plainly.
+fn io_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) => "the disk is full".into(),
+        Some(libc::EFBIG) => "the file-size limit (ulimit -f) was reached".into(),
+        Some(libc::EDQUOT) => "the disk quota is exhausted".into(),
+        _ => e.to_string(),
+    }
 }
 
 /// Draws an SVG file through clipdraw's own rasterizer (what CLIP sees) as a PNG,
@@ -174,8 +230,7 @@ pub fn svg_to_png(svg: &str, size_px: u32) -> Result<Vec<u8>> {
 /// Renders SVG text with resvg into a pixmap (premultiplied RGBA) whose longer
 /// side is `size_px`.
 pub fn svg_to_pixmap(svg: &str, size_px: u32) -> Result<resvg::tiny_skia::Pixmap> {
-    let tree = usvg::Tree::from_str(svg, &usvg::Options::default())
-        .map_err(|e| anyhow!("cannot parse the SVG: {e}"))?;
+    let tree = crate::svg::parse_tree(svg).map_err(|e| anyhow!("cannot parse the SVG: {e}"))?;
     let s = tree.size();
     let scale = size_px as f32 / s.width().max(s.height());
     let (w, h) = ((s.width() * scale).round() as u32, (s.height() * scale).round() as u32);
@@ -220,13 +275,19 @@ pub fn tensor_to_png(image: &Tensor) -> Result<Vec<u8>> {
 /// their own size.
 pub fn load_image(path: &Path) -> Result<Tensor> {
     let bytes = std::fs::read(path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
-    let is_svg =
-        path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("svg"))
-            || bytes.trim_ascii_start().starts_with(b"<");
+    let svg_name =
+        path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    image_from_bytes(&bytes, path, svg_name)
+}
+
+/// [`load_image`] of bytes already read; `path` names them in errors, and
+/// `svg_name` says the name ends in `.svg` (else SVG is told by its first `<`).
+pub fn image_from_bytes(bytes: &[u8], path: &Path, svg_name: bool) -> Result<Tensor> {
+    let is_svg = svg_name || bytes.trim_ascii_start().starts_with(b"<");
     let (w, h, rgba) = if is_svg {
-        let text = std::str::from_utf8(&bytes)
+        let text = std::str::from_utf8(bytes)
             .map_err(|_| anyhow!("{} is not UTF-8 SVG text", path.display()))?;
-        let tree = usvg::Tree::from_str(text, &usvg::Options::default())
+        let tree = crate::svg::parse_tree(text)
             .map_err(|e| anyhow!("{} is not a valid SVG: {e}", path.display()))?;
         let s = tree.size().to_int_size();
         // checked before allocating: a header can promise any size (40 GB for
@@ -240,6 +301,11 @@ pub fn load_image(path: &Path) -> Result<Tensor> {
                 crate::request::MAX_IMAGE_PX
             );
         }
+        let need = s.width() as u64 * s.height() as u64 * 32;
+        crate::request::check_memory(
+            need,
+            &format!("{}, {}x{} pixels,", path.display(), s.width(), s.height()),
+        )?;
         let mut pixmap = resvg::tiny_skia::Pixmap::new(s.width(), s.height())
             .ok_or_else(|| anyhow!("{} has an empty size", path.display()))?;
         resvg::render(&tree, resvg::tiny_skia::Transform::identity(), &mut pixmap.as_mut());
@@ -254,9 +320,8 @@ pub fn load_image(path: &Path) -> Result<Tensor> {
             .collect();
         (s.width(), s.height(), data)
     } else {
-        let img = image::load_from_memory(&bytes)
-            .map_err(|e| anyhow!("{} is not a readable PNG or JPEG image: {e}", path.display()))?
-            .to_rgba8();
+        let img = decode_image(bytes)
+            .map_err(|e| anyhow!("{} is not a readable PNG or JPEG image: {e}", path.display()))?;
         let (w, h) = img.dimensions();
         let data: Vec<u8> = img
             .pixels()
@@ -280,6 +345,39 @@ pub fn load_image(path: &Path) -> Result<Tensor> {
         .f_to_kind(Kind::Float)?
         .f_div_scalar(255.0)?;
     Ok(t)
+}
+
+/// The most memory one decoded image may take, in bytes: a 16384² RGBA image.
+pub const MAX_DECODE_BYTES: u64 = (crate::request::MAX_IMAGE_PX as u64).pow(2) * 4;
+
+/// Decodes PNG or JPEG bytes as RGBA. The header's size is checked first (at most
+/// [`crate::request::MAX_IMAGE_PX`] a side, and within the memory available), so
+/// that a small file promising a huge image (a decompression bomb) is refused
+/// before anything is allocated; the decoder's own allocations are capped too.
+pub fn decode_image(bytes: &[u8]) -> Result<image::RgbaImage> {
+    let max = crate::request::MAX_IMAGE_PX;
+    let reader = || -> Result<image::ImageReader<std::io::Cursor<&[u8]>>> {
+        let r = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+        match r.format() {
+            Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => Ok(r),
+            _ => bail!("not a PNG or JPEG file"),
+        }
+    };
+    let (w, h) = reader()?.into_dimensions()?;
+    if w.max(h) > max {
+        bail!("it is {w}x{h} pixels; clipdraw reads images of at most {max} pixels a side");
+    }
+    // RGBA bytes, then the float copy a tensor makes (12 bytes a pixel), twice over
+    // for the decoder's own buffers.
+    let need = w as u64 * h as u64 * 32;
+    crate::request::check_memory(need, &format!("a {w}x{h} image"))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(max);
+    limits.max_image_height = Some(max);
+    limits.max_alloc = Some(MAX_DECODE_BYTES * 2);
+    let mut r = reader()?;
+    r.limits(limits);
+    Ok(r.decode()?.to_rgba8())
 }
 
 /// Escapes text for XML element content.

@@ -125,8 +125,9 @@ pub fn draw(
     let dev = model.device();
     let settings = &request.settings;
     let seed = settings.seed;
-    let targets = Targets::new(model, &request.prompt, &request.negatives)?;
     let size = model.info().image_size;
+    check_fits_memory(model, request)?;
+    let targets = Targets::new(model, &request.prompt, &request.negatives)?;
     // The time limit stops the loop through its callback: after the iteration in
     // which the time ran out, so a run overshoots by less than one iteration.
     let timed_out = Cell::new(false);
@@ -197,6 +198,30 @@ pub fn draw(
     let strokes = scene.as_ref().map(Scene::num_strokes);
     let record = record_of(model, request, strokes, &outcome, final_score, started);
     Ok(Drawing { scene, image, record, background: request.background.clone() })
+}
+
+/// Refuses a drawing whose run would not fit in the memory free on the model's
+/// device (host memory on the CPU, device memory on CUDA), before it starts.
+fn check_fits_memory(model: &ClipModel, request: &DrawRequest) -> Result<()> {
+    let info = model.info();
+    let canvas = match request.drawing_canvas() {
+        Some(c) => c,
+        None => Canvas::new(info.image_size, info.image_size)?,
+    };
+    let strokes =
+        if request.representation == Representation::Strokes { request.strokes } else { 0 };
+    let need = crate::request::draw_bytes(
+        strokes,
+        request.settings.augs,
+        canvas,
+        info.image_size,
+        info.embed_dim,
+    );
+    let what = format!(
+        "{} strokes on a {}x{} canvas with {} augmentations",
+        strokes, canvas.width, canvas.height, request.settings.augs
+    );
+    crate::request::check_fits(need, crate::batch::run::free_memory(model.device()), &what)
 }
 
 /// Whether `requests` can be optimised together by [`draw_many`]: strokes without

@@ -1,45 +1,13 @@
 //! What `clipdraw batch` shows while it runs, and how it is stopped: progress bars
 //! on a terminal, one JSON line per written drawing with `--json`, nothing
-//! otherwise; SIGINT and SIGTERM ask the batch to checkpoint and stop.
+//! otherwise (stop signals are `clipdraw::signals`).
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicI32, Ordering};
 
 use clipdraw::batch::{Job, Progress};
 use clipdraw::output::OutputPaths;
 use clipdraw::Record;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-
-/// The first stop signal received (0: none yet).
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    // A second signal quits at once; the last checkpoint is at most K iterations old.
-    if SIGNAL.swap(sig, Ordering::SeqCst) != 0 {
-        // SAFETY: _exit is async-signal-safe; nothing else is done here.
-        unsafe { libc::_exit(128 + sig) };
-    }
-}
-
-/// Makes SIGINT and SIGTERM (what Slurm sends on scancel, time-out and preemption)
-/// ask for a stop instead of killing the process.
-pub fn install_stop_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only touches an atomic and calls _exit, both
-        // async-signal-safe; `signal` installs it for the whole process.
-        unsafe {
-            libc::signal(sig, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
-        }
-    }
-}
-
-/// The stop signal received so far, if any.
-pub fn stop_signal() -> Option<i32> {
-    match SIGNAL.load(Ordering::SeqCst) {
-        0 => None,
-        s => Some(s),
-    }
-}
 
 /// Bars and JSON lines for a batch.
 pub struct BatchProgress {

@@ -69,6 +69,19 @@ pub fn batch_bytes(n: usize, strokes: i64, augs: u32, image_size: i64, embed_dim
     strokes.saturating_add(views.saturating_mul(per_view))
 }
 
+/// Rough peak memory of one drawing's run: its strokes (whose rasterized fragments
+/// grow with the canvas side), the model's views and the canvas-sized images of
+/// the render and each augmentation with their gradients.
+pub fn draw_bytes(strokes: i64, augs: u32, canvas: Canvas, image_size: i64, embed_dim: i64) -> u64 {
+    let area = (canvas.width.max(1) as u64) * (canvas.height.max(1) as u64);
+    let side_factor = ((area as f64).sqrt() / 224.0).max(1.0);
+    let strokes =
+        ((strokes.max(1) as u64).saturating_mul(BYTES_PER_STROKE) as f64 * side_factor) as u64;
+    let views = batch_bytes(1, 1, augs, image_size, embed_dim).saturating_sub(BYTES_PER_STROKE);
+    let images = area.saturating_mul(3 * 4 * 2).saturating_mul(augs as u64 + 2);
+    strokes.saturating_add(views).saturating_add(images)
+}
+
 /// What the loop optimises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -350,6 +363,26 @@ pub fn check_strokes(strokes: i64) -> Result<()> {
                 "{strokes} strokes would need about {} of memory, but only {} is available",
                 human_bytes(need),
                 human_bytes(avail)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Refuses work that would need more than the memory available now (MemAvailable
+/// on Linux), naming `what` and both figures. Passes when the figure is unknown.
+pub fn check_memory(need: u64, what: &str) -> Result<()> {
+    check_fits(need, available_memory(), what)
+}
+
+/// As [`check_memory`], against `free` bytes (host or device memory).
+pub fn check_fits(need: u64, free: Option<u64>, what: &str) -> Result<()> {
+    if let Some(free) = free {
+        if need > free {
+            bail!(
+                "{what} would need about {} of memory, but only {} is available",
+                human_bytes(need),
+                human_bytes(free)
             );
         }
     }

@@ -12,6 +12,54 @@ use usvg::tiny_skia_path::{PathSegment, Point};
 
 use crate::scene::{Canvas, Scene, Stroke, MAX_SEGMENTS};
 
+/// The largest SVG document clipdraw reads, in bytes (a 100,000-stroke drawing
+/// is about 15 MB).
+pub const MAX_SVG_BYTES: usize = 64 << 20;
+/// The most XML nodes (elements, text, comments) in an SVG document clipdraw reads.
+pub const MAX_SVG_NODES: u32 = 1_000_000;
+/// The deepest nesting of elements clipdraw reads; SVG readers recurse per level.
+pub const MAX_SVG_DEPTH: usize = 256;
+/// The largest coordinate (after transforms) a stroke read from an SVG may have,
+/// in pixels: 1000 canvases of the largest size away from the origin.
+pub const MAX_COORD_PX: f32 = 4.0e6;
+
+/// Parses SVG text with usvg within clipdraw's limits ([`MAX_SVG_BYTES`],
+/// [`MAX_SVG_NODES`], [`MAX_SVG_DEPTH`]), checked before usvg allocates or recurses.
+/// Every SVG clipdraw reads goes through here.
+pub fn parse_tree(text: &str) -> Result<usvg::Tree> {
+    if text.len() > MAX_SVG_BYTES {
+        bail!(
+            "the SVG is {} bytes; clipdraw reads SVGs of at most {} MiB",
+            text.len(),
+            MAX_SVG_BYTES >> 20
+        );
+    }
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        nodes_limit: MAX_SVG_NODES,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(text, opts).map_err(|e| match e {
+        roxmltree::Error::NodesLimitReached => anyhow!(
+            "the SVG has more than {MAX_SVG_NODES} XML nodes; clipdraw reads at most that many"
+        ),
+        e => anyhow!("not a readable SVG document: {e}"),
+    })?;
+    // Depth by parent, in document order (parents come first): no recursion here.
+    let mut depth = vec![0usize; doc.descendants().count()];
+    for node in doc.descendants() {
+        if let Some(parent) = node.parent() {
+            let d = depth[parent.id().get_usize()] + 1;
+            if d > MAX_SVG_DEPTH {
+                bail!("the SVG nests elements more than {MAX_SVG_DEPTH} deep; clipdraw reads at most that");
+            }
+            depth[node.id().get_usize()] = d;
+        }
+    }
+    usvg::Tree::from_xmltree(&doc, &usvg::Options::default())
+        .map_err(|e| anyhow!("not a readable SVG document: {e}"))
+}
+
 /// Decimals written for coordinates and widths (pixels) and opacities: 1/1000 px
 /// is far below what anti-aliasing can show, and re-parsing gives the same picture.
 const DECIMALS: usize = 3;
@@ -112,8 +160,7 @@ pub fn strokes_to_svg(
 /// was). Fills, gradients, images and text are ignored; caps and joins are always
 /// drawn round. The canvas is the document's size, rounded up to whole pixels.
 pub fn from_svg(text: &str, device: Device) -> Result<Scene> {
-    let tree = usvg::Tree::from_str(text, &usvg::Options::default())
-        .map_err(|e| anyhow!("not a readable SVG document: {e}"))?;
+    let tree = parse_tree(text)?;
     let size = tree.size();
     let canvas = Canvas::new(size.width().ceil() as i64, size.height().ceil() as i64)?;
     let mut strokes = Vec::new();
@@ -129,7 +176,27 @@ pub fn from_svg(text: &str, device: Device) -> Result<Scene> {
         };
         bail!("the SVG has no stroked paths{why}: clipdraw reads drawings made of strokes with a solid colour");
     }
+    check_strokes_read(&strokes)?;
     Scene::from_strokes(canvas, &strokes, device)
+}
+
+/// Strokes read from a file are refused when there are more than a drawing may
+/// have, or when a number is not finite or far off the canvas.
+fn check_strokes_read(strokes: &[Stroke]) -> Result<()> {
+    let max = crate::request::MAX_STROKES as usize;
+    if strokes.len() > max {
+        bail!("the SVG has {} strokes; a drawing has at most {max}", strokes.len());
+    }
+    for (k, st) in strokes.iter().enumerate() {
+        let far = st.points.iter().flatten().find(|v| !(v.abs() <= MAX_COORD_PX));
+        if let Some(v) = far {
+            bail!("stroke {k} has a coordinate of {v:e} px; clipdraw reads coordinates within ±{MAX_COORD_PX:e} px");
+        }
+        if !(st.width_px.is_finite() && st.rgba.iter().all(|c| c.is_finite())) {
+            bail!("stroke {k} has a width or colour that is not a finite number");
+        }
+    }
+    Ok(())
 }
 
 fn collect(group: &usvg::Group, opacity: f32, out: &mut Vec<Stroke>, skipped: &mut usize) {

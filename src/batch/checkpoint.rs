@@ -77,7 +77,8 @@ pub fn read(path: &Path) -> Result<Option<Checkpoint>> {
     parse(&bytes).map(Some).with_context(|| format!("the checkpoint {} is damaged", path.display()))
 }
 
-fn parse(bytes: &[u8]) -> Result<Checkpoint> {
+/// A checkpoint file's bytes, checked.
+pub fn parse(bytes: &[u8]) -> Result<Checkpoint> {
     let rest =
         bytes.strip_prefix(MAGIC).ok_or_else(|| anyhow!("it is not a clipdraw checkpoint"))?;
     let (len, rest) = rest.split_at_checked(8).ok_or_else(|| anyhow!("it is cut short"))?;

@@ -127,6 +127,7 @@ pub fn html(entries: &[Entry]) -> String {
             }
             Ending::NonFinite => format!(" · diverged at {}", r.iterations_done + 1),
             Ending::TimeLimit => format!(" · time limit at {}", r.iterations_done),
+            Ending::OutOfMemory => format!(" · out of memory at {}", r.iterations_done + 1),
         };
         cards.push_str(&format!(
             "<figure><a href=\"{target}\"><img src=\"{png}\" width=\"192\" height=\"192\" alt=\"{alt}\"></a>\

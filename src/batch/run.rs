@@ -153,13 +153,14 @@ fn plan<'a>(job: &'a Job, model: &ModelRecord, opts: &Options) -> Result<Option<
     let input = fingerprint_input(&job.request, model);
     let fp = fingerprint(&input);
     let paths = OutputPaths::from_stem(&opts.dir.join(&job.stem));
-    // An interrupted drawing resumes from its checkpoint (or afresh without one).
+    // An interrupted (or out-of-memory) drawing resumes from its checkpoint (or
+    // afresh without one).
     if paths.json.exists() {
         let text = std::fs::read_to_string(&paths.json)
             .map_err(|e| anyhow!("cannot read {}: {e}", paths.json.display()))?;
         match Record::from_json(&text) {
             Ok(r) if r.fingerprint.as_deref() == Some(fp.as_str()) => {
-                if r.ending != Ending::Interrupted {
+                if !matches!(r.ending, Ending::Interrupted | Ending::OutOfMemory) {
                     return Ok(None);
                 }
             }
@@ -327,6 +328,13 @@ fn draw_batch(
         drawing.record.fingerprint = Some(p.fingerprint.clone());
         let paths = OutputPaths::from_stem(&opts.dir.join(&p.job.stem));
         write_drawing(&drawing, &paths, opts.png_size, true)?;
+        if drawing.record.ending == Ending::OutOfMemory {
+            bail!(
+                "ran out of memory at iteration {} of {}; the drawing so far and its checkpoint are saved (run again with a smaller --batch-size, or fewer strokes or augmentations, to resume)",
+                drawing.record.iterations_done + 1,
+                p.job.stem
+            );
+        }
         match drawing.record.ending {
             Ending::Interrupted => {}
             ending => {
