@@ -34,4 +34,4 @@ mkdir -p "fuzz/work/$target" "fuzz/corpus/$target"
 cd fuzz
 exec cargo fuzz run -s none "$target" "work/$target" "corpus/$target" -- \
     -runs="$runs" -max_total_time="$secs" -rss_limit_mb=3072 -timeout=10 \
-    -max_len=65536 -print_final_stats=1
+    -max_len="${CLIPDRAW_FUZZ_MAX_LEN:-8192}" -print_final_stats=1

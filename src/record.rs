@@ -138,8 +138,7 @@ impl Record {
 
     /// Reads the record back from a clipdraw SVG's `<metadata>` element.
     pub fn from_svg(svg: &str) -> Result<Record> {
-        let doc = roxmltree::Document::parse(svg)
-            .map_err(|e| anyhow!("not a readable SVG document: {e}"))?;
+        let doc = crate::svg::parse_xml(svg)?;
         let mut last_err = None;
         for node in doc.descendants().filter(|n| n.has_tag_name("metadata")) {
             let text: String = node
@@ -193,6 +192,18 @@ mod tests {
             background: None,
             time_limit_s: None,
         }
+    }
+
+    #[test]
+    fn numbers_read_back_exactly_however_many_digits_they_have() {
+        // Found by fuzzing (fuzz/corpus/record/crash-float-roundtrip.json): without
+        // serde_json's float_roundtrip, 17 digits read as a neighbouring double.
+        let mut r = example();
+        r.final_score = 1.0497924536466599;
+        let text = r.to_json().unwrap().replace("1.0497924536466599", "1.04979245364665985");
+        let back = Record::from_json(&text).unwrap();
+        assert_eq!(back.final_score.to_bits(), 1.04979245364665985f64.to_bits());
+        assert_eq!(Record::from_json(&back.to_json().unwrap()).unwrap(), back);
     }
 
     #[test]

@@ -23,10 +23,9 @@ pub const MAX_SVG_DEPTH: usize = 256;
 /// in pixels: 1000 canvases of the largest size away from the origin.
 pub const MAX_COORD_PX: f32 = 4.0e6;
 
-/// Parses SVG text with usvg within clipdraw's limits ([`MAX_SVG_BYTES`],
-/// [`MAX_SVG_NODES`], [`MAX_SVG_DEPTH`]), checked before usvg allocates or recurses.
-/// Every SVG clipdraw reads goes through here.
-pub fn parse_tree(text: &str) -> Result<usvg::Tree> {
+/// Parses XML text within [`MAX_SVG_BYTES`] and [`MAX_SVG_NODES`] (DTDs allowed,
+/// as usvg allows them; roxmltree bounds entity expansion itself).
+pub fn parse_xml(text: &str) -> Result<roxmltree::Document<'_>> {
     if text.len() > MAX_SVG_BYTES {
         bail!(
             "the SVG is {} bytes; clipdraw reads SVGs of at most {} MiB",
@@ -39,12 +38,19 @@ pub fn parse_tree(text: &str) -> Result<usvg::Tree> {
         nodes_limit: MAX_SVG_NODES,
         ..Default::default()
     };
-    let doc = roxmltree::Document::parse_with_options(text, opts).map_err(|e| match e {
+    roxmltree::Document::parse_with_options(text, opts).map_err(|e| match e {
         roxmltree::Error::NodesLimitReached => anyhow!(
             "the SVG has more than {MAX_SVG_NODES} XML nodes; clipdraw reads at most that many"
         ),
         e => anyhow!("not a readable SVG document: {e}"),
-    })?;
+    })
+}
+
+/// Parses SVG text with usvg within clipdraw's limits ([`MAX_SVG_BYTES`],
+/// [`MAX_SVG_NODES`], [`MAX_SVG_DEPTH`]), checked before usvg allocates or recurses.
+/// Every SVG clipdraw reads goes through here.
+pub fn parse_tree(text: &str) -> Result<usvg::Tree> {
+    let doc = parse_xml(text)?;
     // Depth by parent, in document order (parents come first): no recursion here.
     let mut depth = vec![0usize; doc.descendants().count()];
     for node in doc.descendants() {
