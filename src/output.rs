@@ -92,6 +92,9 @@ pub fn write_all_atomic(files: &[(&Path, &[u8])], force: bool) -> Result<()> {
         for (path, bytes) in files {
             staged.push(stage(path, bytes)?);
         }
+        // Other clipdraw processes publishing into this directory wait: with
+        // --force, two runs of one stem then leave one run's files, not a mix.
+        let _lock = DirLock::new(&parent_dir(files.first().map_or(Path::new("."), |f| f.0)));
         for (i, ((path, _), tmp)) in files.iter().zip(&staged).enumerate() {
             if let Err(e) = publish(tmp, path, force) {
                 if !force {
@@ -155,6 +158,31 @@ fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
+    }
+}
+
+/// An exclusive `flock` on a directory, held while files are moved into it;
+/// released when dropped. Best effort: where the file system has no locks, the
+/// moves go ahead unlocked.
+struct DirLock(Option<std::fs::File>);
+
+impl DirLock {
+    fn new(dir: &Path) -> DirLock {
+        use std::os::fd::AsRawFd;
+        let Ok(f) = std::fs::File::open(dir) else { return DirLock(None) };
+        // SAFETY: flock on a descriptor this function owns; no memory is involved.
+        let locked = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0;
+        DirLock(locked.then_some(f))
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        if let Some(f) = &self.0 {
+            // SAFETY: as in `new`; closing the file would release it as well.
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+        }
     }
 }
 
