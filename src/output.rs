@@ -246,8 +246,36 @@ pub fn rasterize_svg_file(input: &Path, size_px: Option<u32>) -> Result<Vec<u8>>
         Some(px) => scene.scaled_to(px as i64)?,
         None => scene,
     };
+    let (w, h) = (scene.canvas.width, scene.canvas.height);
+    crate::request::check_memory(
+        raster_bytes(&scene)?,
+        &format!("rendering {} at {w}x{h} pixels", input.display()),
+    )?;
     let image = tch::no_grad(|| crate::raster::rasterize(&scene))?;
     tensor_to_png(&image)
+}
+
+/// A bound on what rasterizing `scene` takes: per canvas pixel the rasterizer's
+/// scratch and the images (48 bytes), and per pixel a stroke may cover (its
+/// bounding box, widened by its width, within the canvas) its fragment (64 bytes).
+/// A failed allocation there would abort the process, so this is checked first.
+fn raster_bytes(scene: &crate::scene::Scene) -> Result<u64> {
+    let (w, h) = (scene.canvas.width as f64, scene.canvas.height as f64);
+    let mut covered = 0f64;
+    for st in scene.strokes()? {
+        let pad = st.width_px as f64 / 2.0 + 1.0;
+        let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+        for p in &st.points {
+            x0 = x0.min(p[0] as f64 - pad);
+            y0 = y0.min(p[1] as f64 - pad);
+            x1 = x1.max(p[0] as f64 + pad);
+            y1 = y1.max(p[1] as f64 + pad);
+        }
+        let bw = (x1.min(w) - x0.max(0.0)).max(0.0);
+        let bh = (y1.min(h) - y0.max(0.0)).max(0.0);
+        covered += bw * bh;
+    }
+    Ok((w * h * 48.0 + covered * 64.0) as u64)
 }
 
 /// Renders SVG text with resvg to a square-ish PNG whose longer side is `size_px`.

@@ -369,10 +369,11 @@ pub fn check_strokes(strokes: i64) -> Result<()> {
     Ok(())
 }
 
-/// Refuses work that would need more than the memory available now (MemAvailable
-/// on Linux), naming `what` and both figures. Passes when the figure is unknown.
+/// Refuses work that would need more than this process can allocate now
+/// ([`memory_for_this_process`]), naming `what` and both figures. Passes when the
+/// figure is unknown. For allocations made in Rust, whose failure aborts.
 pub fn check_memory(need: u64, what: &str) -> Result<()> {
-    check_fits(need, available_memory(), what)
+    check_fits(need, memory_for_this_process(), what)
 }
 
 /// As [`check_memory`], against `free` bytes (host or device memory).
@@ -407,6 +408,32 @@ pub fn available_memory() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// What this process can still allocate: the memory available, or less when an
+/// address-space limit (`ulimit -v`) leaves less to map.
+pub fn memory_for_this_process() -> Option<u64> {
+    let host = available_memory();
+    match (host, address_space_left()) {
+        (Some(h), Some(l)) => Some(h.min(l)),
+        (h, l) => h.or(l),
+    }
+}
+
+/// What an address-space limit (`ulimit -v`, RLIMIT_AS) leaves this process to
+/// map, if one is set: a larger allocation would fail however much memory is free.
+fn address_space_left() -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } != 0
+        || lim.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmSize:"))?;
+    let used: u64 = line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024;
+    Some((lim.rlim_cur as u64).saturating_sub(used))
 }
 
 #[cfg(test)]

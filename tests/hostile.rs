@@ -185,6 +185,30 @@ fn runs_that_cannot_fit_in_memory_are_refused_before_starting() {
         .unwrap();
     assert_clean_error(&o, "on a 4096x4096 canvas with 1024 augmentations would need about");
     assert!(stderr(&o).contains("is available"), "{}", stderr(&o));
+    // Strokes at 2 MiB each: 1000 more than the memory available now can hold.
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let strokes = (kib / 2048 + 1000).to_string();
+    assert!(kib / 2048 + 1000 <= 100_000, "this machine has more memory than the test assumes");
+    let o = clipdraw()
+        .current_dir(dir.path())
+        .args(["a cat", "--model", &m, "--strokes", &strokes, "-o", "many"])
+        .output()
+        .unwrap();
+    assert_clean_error(&o, &format!("{strokes} strokes would need about"));
+    assert!(stderr(&o).contains("of memory, but only"), "{}", stderr(&o));
+    let o = clipdraw()
+        .current_dir(dir.path())
+        .args(["a cat", "--model", &m, "--strokes", "100001", "-o", "many"])
+        .output()
+        .unwrap();
+    assert_clean_error(&o, "at most 100000 strokes");
     assert!(names(dir.path()).is_empty());
 }
 
@@ -512,4 +536,34 @@ fn two_forced_processes_writing_one_stem_leave_one_runs_files() {
         assert!(["a red star", "a blue circle"].contains(&prompt.as_str()), "round {round}");
         assert_one_run(d, &prompt);
     }
+}
+
+#[test]
+fn rendering_beyond_the_memory_left_is_refused_instead_of_aborting() {
+    // A failed allocation in Rust aborts the process, so `render` checks its
+    // estimate first, against an address-space limit too.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = tiny();
+    let o = clipdraw()
+        .current_dir(d)
+        .args([
+            "a red star",
+            "--model",
+            &m,
+            "--strokes",
+            "8",
+            "--iters",
+            "1",
+            "--augs",
+            "1",
+            "-o",
+            "s",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run_limited(d, "-v 6000000", &["render", "s.svg", "-o", "big.png", "--size", "16384"]);
+    assert_clean_error(&o, "rendering s.svg at 16384x16384 pixels would need about");
+    assert!(!d.join("big.png").exists());
 }
