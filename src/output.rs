@@ -290,6 +290,8 @@ pub fn svg_to_pixmap(svg: &str, size_px: u32) -> Result<resvg::tiny_skia::Pixmap
     let s = tree.size();
     let scale = size_px as f32 / s.width().max(s.height());
     let (w, h) = ((s.width() * scale).round() as u32, (s.height() * scale).round() as u32);
+    // The pixmap, and about as much again for the PNG encoder's buffers.
+    crate::request::check_memory(w as u64 * h as u64 * 8, &format!("a {w}x{h} PNG"))?;
     let mut pixmap = resvg::tiny_skia::Pixmap::new(w.max(1), h.max(1))
         .ok_or_else(|| anyhow!("cannot allocate a {w}×{h} image"))?;
     resvg::render(
