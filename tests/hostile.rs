@@ -452,30 +452,7 @@ fn a_file_size_limit_fails_with_one_line_and_writes_nothing() {
 fn two_processes_writing_one_stem_one_wins_and_nothing_mixes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let m = tiny();
-    let spawn = |prompt: &str| {
-        clipdraw()
-            .current_dir(d)
-            .args([
-                prompt,
-                "--model",
-                &m,
-                "--strokes",
-                "16",
-                "--iters",
-                "20",
-                "--augs",
-                "1",
-                "-o",
-                "same",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (a, b) = (spawn("a red star"), spawn("a blue circle"));
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (a, b) = race(d, &["--iters", "20"]);
     let (winner, loser, prompt) = match (a.status.success(), b.status.success()) {
         (true, false) => (&a, &b, "a red star"),
         (false, true) => (&b, &a, "a blue circle"),
@@ -486,6 +463,24 @@ fn two_processes_writing_one_stem_one_wins_and_nothing_mixes() {
     assert!(err.contains("appeared while drawing") || err.contains("already exists"), "{err}");
     assert_eq!(loser.status.code(), Some(2), "{err}");
     assert_one_run(d, prompt);
+}
+
+/// Two drawings of stem `same` in `d`, "a red star" and "a blue circle", started
+/// together; their outputs once both have ended.
+fn race(d: &Path, extra: &[&str]) -> (Output, Output) {
+    let m = tiny();
+    let spawn = |prompt: &str| {
+        clipdraw()
+            .current_dir(d)
+            .args([prompt, "--model", &m, "--strokes", "16", "--augs", "1", "-o", "same"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("a red star"), spawn("a blue circle"));
+    (a.wait_with_output().unwrap(), b.wait_with_output().unwrap())
 }
 
 /// The three files of stem `same` in `d` come from one run, of `prompt`.
@@ -515,20 +510,8 @@ fn assert_one_run(d: &Path, prompt: &str) {
 fn two_forced_processes_writing_one_stem_leave_one_runs_files() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let m = tiny();
     for round in 0..3 {
-        let spawn = |prompt: &str| {
-            clipdraw()
-                .current_dir(d)
-                .args([prompt, "--model", &m, "--strokes", "16", "--iters", "10", "--augs", "1"])
-                .args(["-o", "same", "--force"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        };
-        let (a, b) = (spawn("a red star"), spawn("a blue circle"));
-        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let (a, b) = race(d, &["--iters", "10", "--force"]);
         assert!(a.status.success() && b.status.success(), "{} / {}", stderr(&a), stderr(&b));
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(d.join("same.json")).unwrap()).unwrap();
