@@ -152,7 +152,7 @@ fn render_svg(bytes: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
     let mut pixmap =
         resvg::tiny_skia::Pixmap::new(w, h).ok_or_else(|| anyhow!("cannot allocate {w}×{h}"))?;
     let ts = resvg::tiny_skia::Transform::from_row(scale, 0.0, 0.0, scale, dx, dy);
-    resvg::render(&tree, ts, &mut pixmap.as_mut());
+    crate::svg::render(&tree, ts, &mut pixmap)?;
     // Pixmaps are premultiplied; demultiply so that every format composites alike.
     Ok(pixmap
         .pixels()

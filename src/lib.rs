@@ -34,6 +34,7 @@
 //! | [`optimize`] | the loop, Adam and the score |
 //! | [`svg`] | scenes as SVG and back |
 //! | [`output`] | atomic writes, PNG encoding, reading images |
+//! | [`panics`] | panics in tch and resvg on hostile input, caught as errors |
 //! | [`signals`] | SIGINT, SIGTERM and SIGHUP: stop, save, exit 128 + signal |
 //! | [`device`] | choosing a device |
 //! | [`watch`] | watching a run: terminal preview, preview PNG, timelapse, frames |
@@ -57,6 +58,7 @@ pub mod init;
 pub mod model;
 pub mod optimize;
 pub mod output;
+pub mod panics;
 pub mod pipeline;
 pub mod raster;
 pub mod record;

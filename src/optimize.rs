@@ -111,48 +111,18 @@ pub enum Ending {
     OutOfMemory,
 }
 
-thread_local! {
-    /// Set while [`guarded`] runs: the panic hook then keeps the message for it.
-    static GUARDED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
 /// Runs `f`, turning a panic that carries libtorch's out-of-memory error into that
-/// error. tch panics instead of returning an error when an operation with a scalar
-/// argument fails (the scalar's drop finds the operation's error pending and
-/// unwraps it), so a failed allocation can surface as a panic. Other panics go on
-/// as before, their message printed as the default hook would.
+/// error (tch panics when an operation with a scalar argument fails; see
+/// [`crate::panics`]). Any other panic goes on as a panic.
 fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let kept = GUARDED.with(|g| {
-                let mut g = g.borrow_mut();
-                match g.as_mut() {
-                    Some(slot) => {
-                        *slot = info.to_string();
-                        true
-                    }
-                    None => false,
-                }
-            });
-            if !kept {
-                previous(info);
-            }
-        }));
-    });
-    GUARDED.with(|g| *g.borrow_mut() = Some(String::new()));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    let message = GUARDED.with(|g| g.borrow_mut().take()).unwrap_or_default();
-    match result {
+    match crate::panics::catch(f) {
         Ok(r) => r,
-        Err(payload) => {
+        Err(message) => {
             let e = anyhow::anyhow!("{message}");
             if is_out_of_memory(&e) {
                 Err(e)
             } else {
-                eprintln!("{message}");
-                std::panic::resume_unwind(payload)
+                panic!("{message}")
             }
         }
     }

@@ -294,11 +294,7 @@ pub fn svg_to_pixmap(svg: &str, size_px: u32) -> Result<resvg::tiny_skia::Pixmap
     crate::request::check_memory(w as u64 * h as u64 * 8, &format!("a {w}x{h} PNG"))?;
     let mut pixmap = resvg::tiny_skia::Pixmap::new(w.max(1), h.max(1))
         .ok_or_else(|| anyhow!("cannot allocate a {w}×{h} image"))?;
-    resvg::render(
-        &tree,
-        resvg::tiny_skia::Transform::from_scale(scale, scale),
-        &mut pixmap.as_mut(),
-    );
+    crate::svg::render(&tree, resvg::tiny_skia::Transform::from_scale(scale, scale), &mut pixmap)?;
     Ok(pixmap)
 }
 
@@ -366,7 +362,8 @@ pub fn image_from_bytes(bytes: &[u8], path: &Path, svg_name: bool) -> Result<Ten
         )?;
         let mut pixmap = resvg::tiny_skia::Pixmap::new(s.width(), s.height())
             .ok_or_else(|| anyhow!("{} has an empty size", path.display()))?;
-        resvg::render(&tree, resvg::tiny_skia::Transform::identity(), &mut pixmap.as_mut());
+        crate::svg::render(&tree, resvg::tiny_skia::Transform::identity(), &mut pixmap)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
         // Pixmaps are premultiplied; over white that is c + (1 - a).
         let data: Vec<u8> = pixmap
             .pixels()

@@ -66,6 +66,17 @@ pub fn parse_tree(text: &str) -> Result<usvg::Tree> {
         .map_err(|e| anyhow!("not a readable SVG document: {e}"))
 }
 
+/// Renders `tree` into `pixmap` with resvg, under `transform`. A panic inside
+/// resvg (tiny-skia 0.12 has one on some extreme coordinates) becomes an error.
+pub fn render(
+    tree: &usvg::Tree,
+    transform: resvg::tiny_skia::Transform,
+    pixmap: &mut resvg::tiny_skia::Pixmap,
+) -> Result<()> {
+    crate::panics::catch(|| resvg::render(tree, transform, &mut pixmap.as_mut()))
+        .map_err(|m| anyhow!("resvg cannot render it ({m})"))
+}
+
 /// Decimals written for coordinates and widths (pixels) and opacities: 1/1000 px
 /// is far below what anti-aliasing can show, and re-parsing gives the same picture.
 const DECIMALS: usize = 3;

@@ -550,3 +550,20 @@ fn rendering_beyond_the_memory_left_is_refused_instead_of_aborting() {
     assert_clean_error(&o, "rendering s.svg at 16384x16384 pixels would need about");
     assert!(!d.join("big.png").exists());
 }
+
+#[test]
+fn an_svg_that_makes_resvg_panic_is_an_error() {
+    // tiny-skia 0.12 (under resvg) indexes out of bounds on this path's extreme
+    // vertical extent (linebender/tiny-skia PR #180); clipdraw panicked with it.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("fuzz/corpus/svg/crash-tiny-skia-extreme-y.svg"), d.join("y.svg"))
+        .unwrap();
+    let o = clipdraw()
+        .current_dir(d)
+        .args(["score", "y.svg", "a cat", "--model", &tiny()])
+        .output()
+        .unwrap();
+    assert_clean_error(&o, "y.svg: resvg cannot render it (range start index");
+}
