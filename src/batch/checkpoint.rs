@@ -92,8 +92,11 @@ pub fn parse(bytes: &[u8]) -> Result<Checkpoint> {
         .collect::<Result<Vec<_>>>()?;
     let mut all = Vec::with_capacity(header.shapes.len());
     for shape in &header.shapes {
-        let n: i64 = shape.iter().product();
-        let need = n as usize * 4;
+        // Checked: a damaged header can hold negative or enormous dimensions.
+        let need = shape
+            .iter()
+            .try_fold(4usize, |acc, &d| usize::try_from(d).ok().and_then(|d| acc.checked_mul(d)))
+            .ok_or_else(|| anyhow!("it has an impossible tensor shape {shape:?}"))?;
         let (raw, more) = data.split_at_checked(need).ok_or_else(|| anyhow!("it is cut short"))?;
         data = more;
         let v: Vec<f32> =
@@ -183,5 +186,28 @@ mod tests {
         std::fs::write(&p, &bytes[..bytes.len() - 2]).unwrap();
         let e = format!("{:#}", read(&p).err().unwrap());
         assert!(e.contains("a-s0.ckpt") && e.contains("cut short"), "{e}");
+    }
+
+    #[test]
+    fn impossible_shapes_are_refused_not_overflowed() {
+        // Found by fuzzing (fuzz/corpus/checkpoint/crash-shape-overflow.ckpt): the
+        // element count was a plain product of the header's dimensions.
+        let header = |shapes: &str| {
+            let head =
+                format!(r#"{{"fingerprint":"f","iter":1,"rng_word_pos":["0"],"shapes":{shapes}}}"#);
+            let mut b = MAGIC.to_vec();
+            b.extend((head.len() as u64).to_le_bytes());
+            b.extend(head.as_bytes());
+            b.extend([0u8; 16]);
+            b
+        };
+        for shapes in ["[[-1]]", "[[4611686018427387904,4]]", "[[9223372036854775807,2,2]]"] {
+            let e = format!("{:#}", parse(&header(shapes)).err().unwrap());
+            assert!(e.contains("impossible tensor shape"), "{shapes}: {e}");
+        }
+        // A real shape still reads: 1 x 4 floats, three times (params, m, v)... as
+        // far as the data goes, which is cut short here.
+        let e = format!("{:#}", parse(&header("[[1,4],[1,4],[1,4]]")).err().unwrap());
+        assert!(e.contains("cut short"), "{e}");
     }
 }
