@@ -3,16 +3,21 @@
 //! initial drawing is where the run starts.
 //!
 //! The golden file `tests/golden/red-star-left-s3.svg` holds the paths (no
-//! metadata) of "a red star on the left", seed 3, 32 strokes, 20 iterations, the
-//! built-in model on the CPU. It was made before the pipeline moved into the
-//! library, by the binary of that time, and must keep coming out. Numbers are
-//! compared within 0.01 (pixels, opacity) and colour channels within 1/255, so
+//! metadata) of "a red star on the left", seed 3, 32 strokes, [`GOLDEN_ITERS`]
+//! iterations, the built-in model on the CPU, and must keep coming out. Numbers
+//! are compared within 0.01 (pixels, opacity) and colour channels within 1/255, so
 //! that a libtorch kernel choosing another summation order on another CPU does not
 //! fail the test, while any change to the init, the RNG or the optimiser does.
+//! (With 20 iterations, the first version, the drift between CPUs grew to 5 px:
+//! the file made on one machine failed on another.)
 //! `CLIPDRAW_REGENERATE_GOLDEN=1` rewrites the file (then review the diff and say
 //! why in the commit).
 
 mod common;
+
+/// Few enough that kernels of other CPUs (AVX-512 or AVX2 oneDNN convolutions, one
+/// thread or two) stay within the tolerances; 20 iterations drifted by up to 5 px.
+const GOLDEN_ITERS: u32 = 2;
 
 use std::path::PathBuf;
 
@@ -60,7 +65,7 @@ fn the_golden_drawing_comes_out_again() {
     let model = ClipModel::builtin(Device::Cpu).unwrap();
     let mut request = DrawRequest::new("a red star on the left");
     request.strokes = 32;
-    request.settings.iters = 20;
+    request.settings.iters = GOLDEN_ITERS;
     request.settings.seed = 3;
     let drawing = clipdraw::draw(&model, &request, |_| Control::Continue).unwrap();
     let got = paths_only(&drawing.svg().unwrap().unwrap());
