@@ -357,16 +357,7 @@ pub fn check_strokes(strokes: i64) -> Result<()> {
             human_bytes(need)
         );
     }
-    if let Some(avail) = available_memory() {
-        if need > avail {
-            bail!(
-                "{strokes} strokes would need about {} of memory, but only {} is available",
-                human_bytes(need),
-                human_bytes(avail)
-            );
-        }
-    }
-    Ok(())
+    check_fits(need, available_memory(), &format!("{strokes} strokes"))
 }
 
 /// Refuses work that would need more than this process can allocate now
