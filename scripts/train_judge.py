@@ -102,10 +102,10 @@ def composite(rgba, rng, train):
     return img
 
 
-def split(meta, rng):
+def split(meta, rng, sets=SETS):
     """Every (set, row) of every concept, and one of them per concept held out."""
     by_concept = {}
-    for s in SETS:
+    for s in sets:
         for row, k in enumerate(meta["rows"][s]):
             by_concept.setdefault(k, []).append((s, row))
     held = {k: v[int(rng.integers(len(v)))] for k, v in sorted(by_concept.items())}
@@ -137,7 +137,14 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=os.path.join(SCRIPT_DIR, "..", "tests", "data", "judge.pt"))
+    p.add_argument("--unseen", action="append", default=[], metavar="SET",
+                   help="a probe, not the judge: leave SET out of training and report the "
+                        "classifier's figures on all of SET's icons (a style it never saw)")
     a = p.parse_args(argv)
+    unknown = sorted(set(a.unseen) - set(SETS))
+    if unknown:
+        p.error(f"--unseen {unknown[0]}: not one of the sets ({', '.join(SETS)})")
+    sets = [s for s in SETS if s not in a.unseen]
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
@@ -145,10 +152,10 @@ def main(argv=None):
     meta, arrays = icons.load(icons.prepare())
     concepts = meta["concepts"]
     n = len(concepts)
-    train, held = split(meta, np.random.default_rng(a.seed + 1))
+    train, held = split(meta, np.random.default_rng(a.seed + 1), sets)
     pool_x = np.concatenate([gather(arrays, train, "fill"), gather(arrays, train, "outline")])
     pool_y = np.array([k for *_, k in train] * 2)
-    print(f"judge: {n} concepts, {len(pool_x)} training icons (fill + outline) from {len(SETS)} sets, "
+    print(f"judge: {n} concepts, {len(pool_x)} training icons (fill + outline) from {len(sets)} sets, "
           f"{len(held)} held out", flush=True)
     model = Judge(n)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05)
@@ -177,6 +184,14 @@ def main(argv=None):
         t1, t5 = top_k(model, hx, truth)
         figures[mode] = {"top1": round(t1, 4), "top5": round(t5, 4), "n": len(hx), "what": what}
         print(f"judge on {what}: top-1 {t1 * 100:.1f} %, top-5 {t5 * 100:.1f} % ({len(hx)} icons, {n} concepts)")
+    for s in a.unseen:
+        items = [(s, row, k) for row, k in enumerate(meta["rows"][s])]
+        st = np.array([k for *_, k in items])
+        for mode in ("fill", "outline"):
+            t1, t5 = top_k(model, composite(gather(arrays, items, mode), None, False), st)
+            figures[f"unseen {s} {mode}"] = {"top1": round(t1, 4), "top5": round(t5, 4), "n": len(items)}
+            print(f"judge on the unseen style {s}, {mode}: top-1 {t1 * 100:.1f} %, top-5 {t5 * 100:.1f} % "
+                  f"({len(items)} icons, {n} concepts)")
     held_out = [{"set": s, "concept": concepts[k]["slug"]} for s, row, k in held_items]
     model.eval()
     out = os.path.abspath(a.out)
@@ -187,7 +202,7 @@ def main(argv=None):
     ts.save(tmp)
     side = {"concepts": [{"slug": c["slug"], "label": c["label"], "category": c["category"]} for c in concepts],
             "input": "RGB in [0, 1], (B, 3, H, W), any size (resized to 64 px)", "held_out": held_out,
-            "trained_on": SETS, "seed": a.seed, "steps": a.steps, "batch": a.batch,
+            "trained_on": sets, "seed": a.seed, "steps": a.steps, "batch": a.batch,
             "minutes": round((time.time() - t0) / 60, 1), "figures": figures,
             "script": "scripts/train_judge.py"}
     with open(tmp + ".json", "w") as f:
