@@ -95,8 +95,10 @@ pub fn jobs(data: &[u8]) {
     let defaults = Defaults::default();
     for label in ["fuzz.txt", "fuzz.jsonl"] {
         if let Ok(jobs) = jobs::parse(label, text, &defaults) {
+            assert!(jobs.len() <= jobs::MAX_JOBS, "a job list keeps to its limit");
+            let free = crate::request::available_memory();
             for j in &jobs {
-                assert!(j.request.check().is_ok(), "an accepted job is a valid request");
+                assert!(j.request.check_within(free).is_ok(), "an accepted job is a valid request");
             }
         }
     }

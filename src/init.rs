@@ -64,10 +64,13 @@ impl InitFile {
         let size = tree.size();
         let canvas = Canvas::new(size.width().ceil() as i64, size.height().ceil() as i64)
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        let (strokes, why_empty) = match crate::svg::from_svg(text, tch::Device::Cpu) {
-            Ok(scene) => (scene.strokes()?, None),
-            Err(e) => (Vec::new(), Some(format!("{}: {e}", path.display()))),
-        };
+        // Strokes beyond the limits are an error even with --add-strokes: drawing
+        // over an empty canvas instead would quietly drop the file's drawing.
+        let (strokes, why_empty) =
+            match crate::svg::strokes_of(&tree).map_err(|e| anyhow!("{}: {e}", path.display()))? {
+                Ok(strokes) => (strokes, None),
+                Err(why) => (Vec::new(), Some(format!("{}: {why}", path.display()))),
+            };
         let record = Record::from_svg(text).ok();
         Ok(InitFile { source: FileRef::of(path, &bytes), canvas, strokes, why_empty, record })
     }

@@ -272,11 +272,17 @@ impl DrawRequest {
 
     /// Checks everything that can be checked without a model, before any work.
     pub fn check(&self) -> Result<()> {
+        self.check_within(available_memory())
+    }
+
+    /// [`DrawRequest::check`] against `free` bytes of memory
+    /// ([`check_strokes_within`]).
+    pub fn check_within(&self, free: Option<u64>) -> Result<()> {
         check_prompt(&self.prompt)?;
         for n in &self.negatives {
             check_prompt(n).map_err(|_| anyhow::anyhow!("a negative prompt is empty"))?;
         }
-        check_strokes(self.strokes)?;
+        check_strokes_within(self.strokes, free)?;
         self.settings.check()?;
         if self.settings.iters == 0 && self.init.is_none() {
             bail!("iterations must be between 1 and {MAX_ITERS}, got 0 (0 only with an initial drawing)");
@@ -347,6 +353,13 @@ pub fn check_prompt(prompt: &str) -> Result<()> {
 
 /// A stroke count must be at least 1 and fit in memory.
 pub fn check_strokes(strokes: i64) -> Result<()> {
+    check_strokes_within(strokes, available_memory())
+}
+
+/// [`check_strokes`] against `free` bytes of memory, read once by a caller that
+/// checks many requests (a job list of thousands would otherwise read
+/// /proc/meminfo for each).
+pub fn check_strokes_within(strokes: i64, free: Option<u64>) -> Result<()> {
     if strokes < 1 {
         bail!("the stroke count must be at least 1, got {strokes}");
     }
@@ -357,7 +370,7 @@ pub fn check_strokes(strokes: i64) -> Result<()> {
             human_bytes(need)
         );
     }
-    check_fits(need, available_memory(), &format!("{strokes} strokes"))
+    check_fits(need, free, &format!("{strokes} strokes"))
 }
 
 /// Refuses work that would need more than this process can allocate now

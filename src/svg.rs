@@ -180,6 +180,15 @@ pub fn from_svg(text: &str, device: Device) -> Result<Scene> {
     let tree = parse_tree(text)?;
     let size = tree.size();
     let canvas = Canvas::new(size.width().ceil() as i64, size.height().ceil() as i64)?;
+    let strokes = strokes_of(&tree)?.map_err(|why| anyhow!(why))?;
+    Scene::from_strokes(canvas, &strokes, device)
+}
+
+/// The stroked paths of a parsed SVG, as [`from_svg`] reads them. Strokes beyond
+/// the limits are an error; an SVG without any readable stroke is `Ok(Err(why))`,
+/// so that a caller that can draw on an empty canvas (`--init` with
+/// `--add-strokes`) tells the two apart.
+pub fn strokes_of(tree: &usvg::Tree) -> Result<std::result::Result<Vec<Stroke>, String>> {
     let mut strokes = Vec::new();
     let mut skipped = 0usize;
     collect(tree.root(), 1.0, &mut strokes, &mut skipped);
@@ -191,10 +200,12 @@ pub fn from_svg(text: &str, device: Device) -> Result<Scene> {
         } else {
             String::new()
         };
-        bail!("the SVG has no stroked paths{why}: clipdraw reads drawings made of strokes with a solid colour");
+        return Ok(Err(format!(
+            "the SVG has no stroked paths{why}: clipdraw reads drawings made of strokes with a solid colour"
+        )));
     }
     check_strokes_read(&strokes)?;
-    Scene::from_strokes(canvas, &strokes, device)
+    Ok(Ok(strokes))
 }
 
 /// Strokes read from a file are refused when there are more than a drawing may

@@ -163,6 +163,14 @@ fn svgs_beyond_the_limits_are_refused_with_one_line() {
             &["a cat", "--model", &m, "--init", name, "--iters", "1", "-o", "out"],
         );
         assert_clean_error(&o, needle);
+        if ["far.svg", "scaled.svg"].contains(name) {
+            // Strokes beyond the limits are an error even where an SVG without any
+            // may be drawn over: the file's drawing is not dropped in silence.
+            let args = ["a cat", "--model", &m, "--init", name, "--add-strokes", "4"];
+            let o =
+                run_limited(d, "-v 6000000", &[&args[..], &["--iters", "1", "-o", "out"]].concat());
+            assert_clean_error(&o, needle);
+        }
         if ["deep.svg", "many.svg"].contains(name) {
             // score reads the picture, not the strokes: the document limits hold.
             let o = run_limited(d, "-v 6000000", &["score", name, "a cat", "--model", &m]);
@@ -172,6 +180,20 @@ fn svgs_beyond_the_limits_are_refused_with_one_line() {
         }
     }
     assert!(!names(d).iter().any(|n| n.starts_with("out") || n.starts_with("r.")));
+}
+
+#[test]
+fn job_lists_that_expand_past_the_limit_are_refused_before_any_drawing() {
+    // Two lines of 60000 seeds each: 120000 jobs, over the 100000 a list may have.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let line = r#"{"prompt": "a red star", "seeds": "0..60000"}"#;
+    let line2 = r#"{"prompt": "a blue star", "seeds": "0..60000"}"#;
+    std::fs::write(d.join("big.jsonl"), format!("{line}\n{line2}\n")).unwrap();
+    let m = tiny();
+    let o = run_limited(d, "-v 6000000", &["batch", "big.jsonl", "-o", "out", "--model", &m]);
+    assert_clean_error(&o, "big.jsonl:2: the job list big.jsonl comes to more than 100000 jobs");
+    assert_eq!(names(d), ["big.jsonl"], "nothing is written");
 }
 
 #[test]

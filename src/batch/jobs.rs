@@ -68,6 +68,9 @@ pub const KEYS: &[&str] = &[
     "lr-color",
 ];
 
+/// The most jobs one job list may come to, after `seeds` ranges are expanded.
+pub const MAX_JOBS: usize = 100_000;
+
 /// Reads and checks the job list at `path` (`-` is stdin) with `defaults`.
 pub fn load(path: &Path, defaults: &Defaults) -> Result<Vec<Job>> {
     let (label, text) = if path.as_os_str() == "-" {
@@ -87,6 +90,7 @@ pub fn load(path: &Path, defaults: &Defaults) -> Result<Vec<Job>> {
 /// Parses a job list's text; `label` names it in messages.
 pub fn parse(label: &str, text: &str, defaults: &Defaults) -> Result<Vec<Job>> {
     let mut jobs = Vec::new();
+    let free = request::available_memory();
     for (i, line) in text.lines().enumerate() {
         let origin = format!("{label}:{}", i + 1);
         let trimmed = line.trim();
@@ -94,13 +98,16 @@ pub fn parse(label: &str, text: &str, defaults: &Defaults) -> Result<Vec<Job>> {
             continue;
         }
         let expanded = if trimmed.starts_with('{') {
-            json_job(trimmed, defaults)
+            json_job(trimmed, defaults, free)
         } else {
             text_job(trimmed, defaults)
         };
         let expanded = expanded.map_err(|e| anyhow!("{origin}: {e}"))?;
+        if jobs.len() + expanded.len() > MAX_JOBS {
+            bail!("{origin}: the job list {label} comes to more than {MAX_JOBS} jobs; split it");
+        }
         for (request, name) in expanded {
-            request.check().map_err(|e| anyhow!("{origin}: {e}"))?;
+            request.check_within(free).map_err(|e| anyhow!("{origin}: {e}"))?;
             let stem = match &name {
                 Some(n) => format!("{n}-s{}", request.settings.seed),
                 None => crate::output::stem_from_prompt(&request.prompt, request.settings.seed),
@@ -151,7 +158,11 @@ fn text_job(prompt: &str, defaults: &Defaults) -> Result<Vec<(DrawRequest, Optio
     Ok(expand(r, defaults.seeds.as_deref()).into_iter().map(|r| (r, None)).collect())
 }
 
-fn json_job(line: &str, defaults: &Defaults) -> Result<Vec<(DrawRequest, Option<String>)>> {
+fn json_job(
+    line: &str,
+    defaults: &Defaults,
+    free: Option<u64>,
+) -> Result<Vec<(DrawRequest, Option<String>)>> {
     let value: Value =
         serde_json::from_str(line).map_err(|e| anyhow!("not a valid JSON object: {e}"))?;
     let Value::Object(map) = value else { bail!("expected a JSON object") };
@@ -220,7 +231,7 @@ fn json_job(line: &str, defaults: &Defaults) -> Result<Vec<(DrawRequest, Option<
     }
     // Strokes are checked here, not only by DrawRequest::check, so that a huge count
     // names the key.
-    request::check_strokes(r.strokes).map_err(|e| anyhow!("\"strokes\": {e}"))?;
+    request::check_strokes_within(r.strokes, free).map_err(|e| anyhow!("\"strokes\": {e}"))?;
     if r.settings.max_width_px < 1.0 {
         bail!("\"max-width\" must be at least 1 pixel, got {}", r.settings.max_width_px);
     }
@@ -377,6 +388,15 @@ mod tests {
         let b = parse_ok(&format!("a circle\n{text}"));
         assert_eq!(a[0].stem, b[1].stem);
         assert_eq!(a[1].stem, b[2].stem);
+    }
+
+    #[test]
+    fn a_list_may_come_to_at_most_max_jobs() {
+        let line =
+            |n: usize| format!("{{\"prompt\": \"a star\", \"seeds\": \"{n}..{}\"}}\n", n + 50_000);
+        assert_eq!(parse_ok(&(line(0) + &line(50_000))).len(), MAX_JOBS);
+        let e = parse_err(&(line(0) + &line(50_000) + "a heart"));
+        assert!(e.starts_with("jobs:3: the job list jobs comes to more than 100000 jobs"), "{e}");
     }
 
     #[test]
