@@ -7,7 +7,9 @@
 #
 # New inputs go to fuzz/work/TARGET (not committed); the committed seeds are read
 # from fuzz/corpus/TARGET. A crash is written to fuzz/artifacts/TARGET/: copy it into
-# fuzz/corpus/TARGET/ so that tests/fuzz_corpus.rs replays it from then on.
+# fuzz/corpus/TARGET/ so that tests/fuzz_corpus.rs replays it from then on. A slow
+# unit (a time-out) goes to fuzz/slow/TARGET/ instead: replayed by the tests too, but
+# not fed back to the fuzzer, which would spend its time on that input's neighbours.
 #
 # No sanitizer (-s none): the parsers are safe Rust, so a bug shows as a panic,
 # a hang or runaway memory, which libFuzzer catches without ASan, at about twice

@@ -1,6 +1,8 @@
 //! Replays every committed fuzz input (fuzz/corpus/TARGET/*: the seeds and every
-//! crash a fuzzing run found) through the target's body, on the stable toolchain,
-//! so that CI guards what the fuzzers found without fuzzing (scripts/fuzz.sh).
+//! crash a fuzzing run found; fuzz/slow/TARGET/*: inputs that once took seconds,
+//! kept out of the fuzzers' seeds because they would slow every run to a crawl)
+//! through the target's body, on the stable toolchain, so that CI guards what the
+//! fuzzers found without fuzzing (scripts/fuzz.sh).
 
 use std::path::Path;
 
@@ -18,6 +20,9 @@ fn every_committed_fuzz_input_replays_without_a_panic() {
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
             .map(|e| e.unwrap().path())
             .collect();
+        if let Ok(slow) = std::fs::read_dir(root.join("slow").join(name)) {
+            inputs.extend(slow.map(|e| e.unwrap().path()));
+        }
         inputs.sort();
         assert!(!inputs.is_empty(), "{} has no inputs", dir.display());
         for input in &inputs {
