@@ -385,7 +385,12 @@ fn draw_one(c: DrawConfig, ui: Ui) -> Result<i32> {
     let bar = progress_bar(req.settings.iters, ui);
     let preview = (c.watch.preview && TerminalPreview::allowed(ui.level == Level::Quiet))
         .then(|| TerminalPreview::new(bar.clone(), c.watch.protocol));
-    let mut watcher = Watcher::new(&c.watch, preview);
+    // Only a run that keeps frames pays for the background's PNG encoding.
+    let background = match &req.background {
+        Some(b) if c.watch.wants_frames() => Some(b.data_uri()?),
+        _ => None,
+    };
+    let mut watcher = Watcher::new(&c.watch, preview, background);
     let mut watch_error = None;
     let drawing = pipeline::draw(&model, req, |step| {
         bar.set_position(step.iter as u64);

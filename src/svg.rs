@@ -121,6 +121,19 @@ pub fn to_svg_over(
     strokes_to_svg(scene.canvas, &scene.strokes()?, metadata, background)
 }
 
+/// What every stroke document paints first: white, then the background image
+/// (a data URI) stretched over the canvas, if any.
+pub fn ground(out: &mut String, canvas: Canvas, background: Option<&str>) {
+    let (w, h) = (canvas.width, canvas.height);
+    let _ = writeln!(out, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
+    if let Some(href) = background {
+        let _ = writeln!(
+            out,
+            "<image id=\"background\" width=\"{w}\" height=\"{h}\" preserveAspectRatio=\"none\" href=\"{href}\"/>"
+        );
+    }
+}
+
 /// The document [`to_svg_over`] writes, from plain strokes on `canvas` (for
 /// drawings kept as values, such as timelapse frames).
 pub fn strokes_to_svg(
@@ -136,13 +149,7 @@ pub fn strokes_to_svg(
     if let Some(m) = metadata {
         let _ = writeln!(out, "<metadata>{m}</metadata>");
     }
-    let _ = writeln!(out, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
-    if let Some(href) = background {
-        let _ = writeln!(
-            out,
-            "<image id=\"background\" width=\"{w}\" height=\"{h}\" preserveAspectRatio=\"none\" href=\"{href}\"/>"
-        );
-    }
+    ground(&mut out, canvas, background);
     for (k, st) in strokes.iter().enumerate() {
         let (c, width) = (st.rgba.map(f64::from), st.width_px as f64);
         let used: Vec<f64> = st.points.iter().flat_map(|p| [p[0] as f64, p[1] as f64]).collect();

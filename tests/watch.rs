@@ -214,6 +214,53 @@ fn raster_timelapses_and_frames_decode_to_the_frames_of_the_run() {
 }
 
 #[test]
+fn frames_and_timelapses_show_the_background_as_the_drawing_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bg = image::RgbImage::from_fn(224, 224, |x, y| match (x < 112, y < 112) {
+        (true, true) => image::Rgb([200, 30, 30]),
+        (false, true) => image::Rgb([30, 160, 60]),
+        (true, false) => image::Rgb([20, 40, 220]),
+        (false, false) => image::Rgb([240, 220, 40]),
+    });
+    bg.save(d.join("bg.png")).unwrap();
+    let m = tiny();
+    let common =
+        ["--iters", "6", "--frame-every", "5", "--png-size", "96", "--background", "bg.png"];
+    let mut a = quick(&m, &common);
+    a.extend(["--timelapse", "t.png", "--frames", "fr", "-o", "a"]);
+    ok(&run(d, &a));
+    // The oracle is the drawing's own PNG, which shows the background.
+    let (_, _, png) = load_rgb(&d.join("a.png"));
+    let frames = apng_frames(&d.join("t.png"));
+    assert_eq!(frames.len(), 3, "iterations 1, 5 and 6");
+    assert_eq!(rgb_of(&frames[2]), png, "the held last frame is the drawing, background and all");
+    assert_eq!(load_rgb(&d.join("fr").join("frame-00003.png")).2, png, "the last frame file");
+    // The first frame too: its corner pixels, far from the few strokes, are the
+    // background's quadrant colours, not white.
+    let first = frames[0].buffer();
+    for (x, y) in [(2, 2), (93, 2), (2, 93), (93, 93)] {
+        let p = first.get_pixel(x, y).0;
+        let want = bg.get_pixel(x * 224 / 96, y * 224 / 96).0;
+        let off = p.iter().zip(want).map(|(&a, b)| (a as i32 - b as i32).abs()).max().unwrap();
+        assert!(off <= 40, "first frame at ({x}, {y}) is {p:?}, the background {want:?}");
+    }
+
+    // The animated SVG paints the same background; without SMIL it shows the last
+    // frame, so resvg's rendering of it is the drawing.
+    let mut b = quick(&m, &common);
+    b.extend(["--timelapse", "t.svg", "-o", "b"]);
+    ok(&run(d, &b));
+    let svg = std::fs::read_to_string(d.join("t.svg")).unwrap();
+    assert!(svg.contains("<image id=\"background\"") && svg.contains("data:image/png;base64,"));
+    let still = clipdraw::output::svg_to_png(&svg, 96).unwrap();
+    let still = image::load_from_memory(&still).unwrap().to_rgb8().into_raw();
+    let (_, _, b_png) = load_rgb(&d.join("b.png"));
+    let diff = mean_abs_diff(&still, &b_png);
+    assert!(diff < 0.5, "the SVG timelapse's still is {diff:.2} away from the drawing");
+}
+
+#[test]
 fn stroke_mode_paints_the_final_drawing_stroke_by_stroke() {
     let dir = tempfile::tempdir().unwrap();
     let m = tiny();

@@ -37,12 +37,14 @@ pub fn check_dir(dir: &Path, force: bool) -> Result<()> {
 pub struct FramesDir {
     dir: PathBuf,
     size_px: u32,
+    background: Option<String>,
     written: u32,
 }
 
 impl FramesDir {
-    pub fn new(dir: &Path, size_px: u32) -> Self {
-        Self { dir: dir.to_path_buf(), size_px, written: 0 }
+    /// Frames in `dir` at `size_px`, over `background` (a data URI) if any.
+    pub fn new(dir: &Path, size_px: u32, background: Option<String>) -> Self {
+        Self { dir: dir.to_path_buf(), size_px, background, written: 0 }
     }
 
     /// Renders `strokes` on `canvas` at the frame size and writes the next number.
@@ -54,7 +56,7 @@ impl FramesDir {
         }
         self.written += 1;
         let path = self.dir.join(format!("frame-{:05}.png", self.written));
-        let svg = crate::svg::strokes_to_svg(canvas, strokes, None, None)?;
+        let svg = crate::svg::strokes_to_svg(canvas, strokes, None, self.background.as_deref())?;
         // --force was checked against a non-empty directory; frames of this run
         // replace those of an earlier one.
         output::write_atomic(&path, &output::svg_to_png(&svg, self.size_px)?, true)?;

@@ -107,7 +107,7 @@ impl Default for WatchConfig {
 
 impl WatchConfig {
     /// Whether any output needs frames from the run.
-    fn wants_frames(&self) -> bool {
+    pub fn wants_frames(&self) -> bool {
         self.timelapse.is_some() || self.frames_dir.is_some()
     }
 
@@ -158,6 +158,9 @@ pub struct Watcher {
     timelapse: Option<Timelapse>,
     frames: Option<frames::FramesDir>,
     canvas: Option<Canvas>,
+    /// The drawing's background as a data URI: frames and timelapses show it, as
+    /// the drawing does.
+    background: Option<String>,
     /// Iteration of the last frame taken, so the final drawing is not taken twice.
     last_frame_iter: u32,
 }
@@ -165,16 +168,25 @@ pub struct Watcher {
 impl Watcher {
     /// A watcher for a checked `config`. `terminal` is the live preview when the
     /// caller found the terminal fit for it (see [`TerminalPreview::allowed`]).
-    pub fn new(config: &WatchConfig, terminal: Option<TerminalPreview>) -> Self {
+    /// `background` is the drawing's background as a data URI
+    /// ([`crate::background::Background::data_uri`]).
+    pub fn new(
+        config: &WatchConfig,
+        terminal: Option<TerminalPreview>,
+        background: Option<String>,
+    ) -> Self {
         let frames_wanted = config.mode == TimelapseMode::Iterations;
         Self {
             terminal,
             timelapse: config.timelapse.as_ref().map(|_| Timelapse::default()),
             frames: match (&config.frames_dir, frames_wanted) {
-                (Some(d), true) => Some(frames::FramesDir::new(d, config.png_size)),
+                (Some(d), true) => {
+                    Some(frames::FramesDir::new(d, config.png_size, background.clone()))
+                }
                 _ => None,
             },
             canvas: None,
+            background,
             last_frame_iter: 0,
             config: config.clone(),
         }
@@ -244,11 +256,10 @@ impl Watcher {
         let done = drawing.record.iterations_done;
         if self.config.mode == TimelapseMode::Strokes {
             let k = self.config.frame_every as usize;
-            let mut dir = self
-                .config
-                .frames_dir
-                .as_ref()
-                .map(|d| frames::FramesDir::new(d, self.config.png_size));
+            let mut dir =
+                self.config.frames_dir.as_ref().map(|d| {
+                    frames::FramesDir::new(d, self.config.png_size, self.background.clone())
+                });
             let mut t = Timelapse::default();
             for end in (k..strokes.len() + k).step_by(k) {
                 let part = strokes[..end.min(strokes.len())].to_vec();
@@ -263,10 +274,11 @@ impl Watcher {
         }
         let mut written = Vec::new();
         if let (Some(path), Some(t)) = (&self.config.timelapse, &self.timelapse) {
+            let bg = self.background.as_deref();
             let bytes = match TimelapseFormat::from_path(path)? {
-                TimelapseFormat::Svg => t.to_svg(canvas, self.config.mode)?.into_bytes(),
-                TimelapseFormat::Gif => t.to_gif(canvas, self.config.png_size)?,
-                TimelapseFormat::Apng => t.to_apng(canvas, self.config.png_size)?,
+                TimelapseFormat::Svg => t.to_svg(canvas, self.config.mode, bg)?.into_bytes(),
+                TimelapseFormat::Gif => t.to_gif(canvas, self.config.png_size, bg)?,
+                TimelapseFormat::Apng => t.to_apng(canvas, self.config.png_size, bg)?,
             };
             output::write_atomic(path, &bytes, self.config.force)?;
             written.push(path.clone());

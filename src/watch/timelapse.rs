@@ -87,7 +87,12 @@ impl Timelapse {
 
     /// The animated SVG. In [`TimelapseMode::Strokes`] the frames are prefixes of
     /// the last one, and each path only appears at its frame.
-    pub fn to_svg(&self, canvas: Canvas, mode: TimelapseMode) -> Result<String> {
+    pub fn to_svg(
+        &self,
+        canvas: Canvas,
+        mode: TimelapseMode,
+        background: Option<&str>,
+    ) -> Result<String> {
         let last = self.frames.last().ok_or_else(|| anyhow!("the timelapse has no frames"))?;
         let (w, h) = (canvas.width, canvas.height);
         let dur = self.duration_s();
@@ -103,7 +108,7 @@ impl Timelapse {
             out,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">"
         );
-        let _ = writeln!(out, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
+        crate::svg::ground(&mut out, canvas, background);
         let anim = |out: &mut String, attr: &str, values: &[String]| {
             let mut v = values.join(";");
             let _ = write!(v, ";{}", values[values.len() - 1]);
@@ -151,12 +156,18 @@ impl Timelapse {
         Ok(out)
     }
 
-    /// Every frame rendered by resvg at `size_px` (longer side), as RGBA over white.
-    fn rendered(&self, canvas: Canvas, size_px: u32) -> Result<Vec<(u32, u32, Vec<u8>)>> {
+    /// Every frame rendered by resvg at `size_px` (longer side), as RGBA over white
+    /// and the background (a data URI), if any.
+    fn rendered(
+        &self,
+        canvas: Canvas,
+        size_px: u32,
+        background: Option<&str>,
+    ) -> Result<Vec<(u32, u32, Vec<u8>)>> {
         self.frames
             .iter()
             .map(|f| {
-                let svg = crate::svg::strokes_to_svg(canvas, &f.strokes, None, None)?;
+                let svg = crate::svg::strokes_to_svg(canvas, &f.strokes, None, background)?;
                 let pm = output::svg_to_pixmap(&svg, size_px)?;
                 // The white background makes every pixel opaque, so premultiplied
                 // values are the colours themselves.
@@ -166,10 +177,15 @@ impl Timelapse {
     }
 
     /// The frames as a looping GIF.
-    pub fn to_gif(&self, canvas: Canvas, size_px: u32) -> Result<Vec<u8>> {
+    pub fn to_gif(
+        &self,
+        canvas: Canvas,
+        size_px: u32,
+        background: Option<&str>,
+    ) -> Result<Vec<u8>> {
         use image::codecs::gif::{GifEncoder, Repeat};
         use image::{Delay, Frame as ImageFrame, RgbaImage};
-        let frames = self.rendered(canvas, size_px)?;
+        let frames = self.rendered(canvas, size_px, background)?;
         let mut bytes = Vec::new();
         {
             // Speed 10 of 1–30: NeuQuant at speed 1 takes seconds per frame; 10 is
@@ -190,8 +206,13 @@ impl Timelapse {
     }
 
     /// The frames as a looping APNG (RGB, 8 bits).
-    pub fn to_apng(&self, canvas: Canvas, size_px: u32) -> Result<Vec<u8>> {
-        let frames = self.rendered(canvas, size_px)?;
+    pub fn to_apng(
+        &self,
+        canvas: Canvas,
+        size_px: u32,
+        background: Option<&str>,
+    ) -> Result<Vec<u8>> {
+        let frames = self.rendered(canvas, size_px, background)?;
         let (w, h) = frames.first().map(|f| (f.0, f.1)).ok_or_else(|| anyhow!("no frames"))?;
         let mut bytes = Vec::new();
         let err = |e: png::EncodingError| anyhow!("cannot encode APNG: {e}");
@@ -235,7 +256,7 @@ mod tests {
             let b = stroke(x + 5.0, [0.0, 0.0, 1.0, 1.0]);
             t.push(Frame { iter: i as u32 + 1, strokes: vec![a, b] });
         }
-        let svg = t.to_svg(Canvas::new(40, 30).unwrap(), TimelapseMode::Iterations).unwrap();
+        let svg = t.to_svg(Canvas::new(40, 30).unwrap(), TimelapseMode::Iterations, None).unwrap();
         usvg::Tree::from_str(&svg, &usvg::Options::default()).unwrap();
         assert_eq!(svg.matches("<path ").count(), 2);
         assert_eq!(svg.matches("<animate ").count(), 8);
@@ -254,7 +275,7 @@ mod tests {
         for end in [2, 3] {
             t.push(Frame { iter: 9, strokes: all[..end].to_vec() });
         }
-        let svg = t.to_svg(Canvas::new(40, 30).unwrap(), TimelapseMode::Strokes).unwrap();
+        let svg = t.to_svg(Canvas::new(40, 30).unwrap(), TimelapseMode::Strokes, None).unwrap();
         assert_eq!(svg.matches("<path ").count(), 3);
         // Only the third stroke waits, until frame 1 of 2 (0.1 s of 2.1 s).
         assert_eq!(svg.matches("attributeName=\"visibility\"").count(), 1);
