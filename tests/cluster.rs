@@ -300,15 +300,15 @@ fn gnu_parallel_draws_every_job_once_and_a_timed_out_shard_resumes_exactly() {
     let ckpt = w.join("long/.checkpoints").join(format!("{LONG_STEM}.ckpt"));
     // The other cluster test shares the cores, so a run can go twice as fast as the
     // reference did: when it finishes within the timeout, start afresh with half.
-    let o = loop {
+    loop {
         let o = line(Some(&format!("{timeout_s:.1}")));
         if !o.status.success() {
-            break o;
+            break;
         }
         assert!(timeout_s > 0.3, "the shard kept finishing within the timeout: {}", text(&o));
         timeout_s /= 2.0;
         std::fs::remove_dir_all(w.join("long")).unwrap();
-    };
+    }
     let sidecar =
         std::fs::read_to_string(w.join("long").join(format!("{LONG_STEM}.json"))).unwrap();
     assert_eq!(
