@@ -198,13 +198,7 @@ fn a_time_limit_stops_within_an_iteration_and_writes_everything() {
 fn a_background_shows_through_away_from_the_strokes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // Four flat quadrants, so resampling cannot blur far from their borders.
-    let bg = image::RgbImage::from_fn(224, 224, |x, y| match (x < 112, y < 112) {
-        (true, true) => image::Rgb([200, 30, 30]),
-        (false, true) => image::Rgb([30, 160, 60]),
-        (true, false) => image::Rgb([20, 40, 220]),
-        (false, false) => image::Rgb([240, 220, 40]),
-    });
+    let bg = common::quadrants();
     bg.save(d.join("bg.png")).unwrap();
     first(d, &["--strokes", "6", "--background", "bg.png", "--png-size", "224"]);
     let svg = read(d, "a.svg");

@@ -217,12 +217,7 @@ fn raster_timelapses_and_frames_decode_to_the_frames_of_the_run() {
 fn frames_and_timelapses_show_the_background_as_the_drawing_does() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let bg = image::RgbImage::from_fn(224, 224, |x, y| match (x < 112, y < 112) {
-        (true, true) => image::Rgb([200, 30, 30]),
-        (false, true) => image::Rgb([30, 160, 60]),
-        (true, false) => image::Rgb([20, 40, 220]),
-        (false, false) => image::Rgb([240, 220, 40]),
-    });
+    let bg = common::quadrants();
     bg.save(d.join("bg.png")).unwrap();
     let m = tiny();
     let common =

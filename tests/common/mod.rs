@@ -33,3 +33,14 @@ pub fn clipdraw() -> std::process::Command {
     c.env_remove("CLIPDRAW_MODEL");
     c
 }
+
+/// A 224 px background of four flat quadrants (red, green, blue, yellow), so that
+/// resampling cannot blur it far from their borders.
+pub fn quadrants() -> image::RgbImage {
+    image::RgbImage::from_fn(224, 224, |x, y| match (x < 112, y < 112) {
+        (true, true) => image::Rgb([200, 30, 30]),
+        (false, true) => image::Rgb([30, 160, 60]),
+        (true, false) => image::Rgb([20, 40, 220]),
+        (false, false) => image::Rgb([240, 220, 40]),
+    })
+}
